@@ -1,0 +1,139 @@
+"""The suite's test client: it sends and receives at the same time.
+
+A client that writes everything before reading deadlocks against a correct server as soon as
+the payload exceeds what the two socket buffers hold (the server blocks writing the echo, stops
+reading, and the client blocks writing). So this client runs one non-blocking loop that writes
+when the socket is writable and reads when it is readable, against a deadline, and it treats
+the reply as a byte stream: chunk boundaries mean nothing in TCP.
+"""
+
+from __future__ import annotations
+
+import itertools
+import selectors
+import socket
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from conformance.harness.servers import Address
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_READ_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one connection got back."""
+
+    received: bytes
+    eof: bool  # the server closed its side (recv returned b"")
+    reset: bool  # the connection was reset (ECONNRESET) or the send side broke (EPIPE)
+    elapsed_s: float
+
+
+class ExchangeTimeout(AssertionError):
+    """The deadline passed; the message says how far the exchange got."""
+
+
+def connect(address: Address, timeout: float = DEFAULT_TIMEOUT_S, nodelay: bool = False) -> socket.socket:
+    """A connected TCP socket with a timeout on every operation."""
+    sock = socket.create_connection((address.host, address.port), timeout=timeout)
+    if nodelay:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _cycle(sizes: Iterable[int] | None, default: int) -> Iterator[int]:
+    return itertools.cycle(list(sizes) or [default]) if sizes is not None else itertools.repeat(default)
+
+
+class _Writer:
+    """Feeds ``payload`` in chunks of the given sizes, with optional pauses between chunks."""
+
+    def __init__(self, payload: bytes, chunk_sizes: Iterable[int] | None, pauses_s: Iterable[float] | None):
+        self.payload = memoryview(payload)
+        self.offset = 0
+        self._chunk_sizes = _cycle(chunk_sizes, len(payload) or 1)
+        self._pauses = itertools.cycle(list(pauses_s) or [0.0]) if pauses_s else itertools.repeat(0.0)
+        self._chunk_end = 0
+        self.not_before = 0.0
+
+    @property
+    def done(self) -> bool:
+        return self.offset >= len(self.payload)
+
+    def write(self, sock: socket.socket) -> None:
+        if self.offset >= self._chunk_end:
+            self._chunk_end = min(len(self.payload), self.offset + max(1, next(self._chunk_sizes)))
+        # A non-blocking send may take fewer bytes than offered (a partial write): keep the
+        # rest of the chunk for the next writable event.
+        self.offset += sock.send(self.payload[self.offset : self._chunk_end])
+        if self.offset >= self._chunk_end:
+            self.not_before = time.monotonic() + next(self._pauses)
+
+
+def exchange(
+    address: Address,
+    payload: bytes,
+    *,
+    chunk_sizes: Iterable[int] | None = None,
+    read_sizes: Iterable[int] | None = None,
+    pauses_s: Iterable[float] | None = None,
+    half_close: bool = True,
+    nodelay: bool = False,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    sock: socket.socket | None = None,
+) -> Outcome:
+    """Send ``payload`` while reading the echo.
+
+    With ``half_close`` the client shuts down its sending side after the last byte and reads
+    until the server's EOF; without it, it reads until as many bytes came back as were sent.
+    """
+    own_socket = sock is None
+    sock = sock or connect(address, timeout, nodelay)
+    try:
+        return _run(sock, _Writer(payload, chunk_sizes, pauses_s), _cycle(read_sizes, DEFAULT_READ_SIZE), half_close, timeout)
+    finally:
+        if own_socket:
+            sock.close()
+
+
+def _run(sock: socket.socket, writer: _Writer, read_sizes: Iterator[int], half_close: bool, timeout: float) -> Outcome:
+    started = time.monotonic()
+    deadline = started + timeout
+    received = bytearray()
+    eof = reset = shut = False
+    sock.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while not (eof or reset):
+            if writer.done and half_close and not shut:
+                sock.shutdown(socket.SHUT_WR)
+                shut = True
+            if writer.done and not half_close and len(received) >= len(writer.payload):
+                break
+            now = time.monotonic()
+            if now >= deadline:
+                raise ExchangeTimeout(
+                    f"no progress to completion within {timeout} s: sent {writer.offset} of "
+                    f"{len(writer.payload)} bytes, received {len(received)}, eof={eof}"
+                )
+            want_write = not writer.done and now >= writer.not_before
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
+            selector.modify(sock, events)
+            wait = deadline - now if writer.done or want_write else min(deadline, writer.not_before) - now
+            for _, mask in selector.select(max(0.0, wait)):
+                try:
+                    if mask & selectors.EVENT_READ:
+                        chunk = sock.recv(next(read_sizes))
+                        eof = not chunk
+                        received += chunk
+                    if mask & selectors.EVENT_WRITE and not writer.done:
+                        writer.write(sock)
+                except (BlockingIOError, InterruptedError):
+                    continue  # EAGAIN / EINTR: spurious readiness, try again
+                except (ConnectionResetError, BrokenPipeError):
+                    reset = True
+    sock.settimeout(timeout)
+    return Outcome(bytes(received), eof, reset, time.monotonic() - started)

@@ -1,0 +1,126 @@
+"""The harness: which servers the suite runs against, and how they are started and stopped.
+
+Options (see ``pytest --help``, group "echo servers"):
+  --impl NAME            a row of impls/table.py (repeatable; default: every row)
+  --server-cmd COMMAND   any echo server; ``{port}`` (and ``{host}``) are filled in
+  --server-addr H:P      a server that is already running
+Each server is started once per pytest session (once per xdist worker) and stopped at the
+end with SIGTERM; a built-in server that does not then exit 0 is reported as an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from conformance.harness.build import BuildError
+from conformance.harness.report import MatrixPlugin
+from conformance.harness.servers import STARTUP_TIMEOUT_S, Address, ServerStartError
+from conformance.harness.targets import EXTERNAL, Target, TargetSpec, close_target, open_target
+from impls.table import BY_NAME, IMPLEMENTATIONS
+
+# Network I/O has no meaningful per-example deadline; the tests bound their own time.
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+settings.register_profile("dev", max_examples=20, **_COMMON)
+settings.register_profile("ci", max_examples=20, derandomize=True, print_blob=True, **_COMMON)
+settings.register_profile("deep", max_examples=500, print_blob=True, **_COMMON)
+settings.load_profile("dev")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("echo servers", "which echo servers the suite runs against")
+    group.addoption(
+        "--impl",
+        action="append",
+        default=[],
+        choices=sorted(BY_NAME),
+        metavar="NAME",
+        help=f"built-in implementation to test (repeatable; default: all of {', '.join(BY_NAME)})",
+    )
+    group.addoption(
+        "--server-cmd",
+        metavar="COMMAND",
+        help="command that starts an echo server; {port} is replaced by a free port",
+    )
+    group.addoption("--server-addr", metavar="HOST:PORT", help="address of a running echo server")
+    group.addoption(
+        "--server-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="loopback address the started servers bind to (default 127.0.0.1)",
+    )
+    group.addoption(
+        "--startup-timeout",
+        type=float,
+        default=STARTUP_TIMEOUT_S,
+        metavar="SECONDS",
+        help=f"how long a server may take to become ready (default {STARTUP_TIMEOUT_S})",
+    )
+    report = parser.getgroup("conformance report", "the scenarios x implementations matrix")
+    report.addoption(
+        "--report-json",
+        default="reports/conformance.json",
+        metavar="PATH",
+        help="where to write the matrix as JSON ('' to skip; default reports/conformance.json)",
+    )
+    report.addoption(
+        "--report-html",
+        default="reports/conformance.html",
+        metavar="PATH",
+        help="where to write the matrix as HTML ('' to skip; default reports/conformance.html)",
+    )
+    report.addoption(
+        "--list-scenarios",
+        action="store_true",
+        help="print the scenario catalogue (ID, level, title) and run nothing",
+    )
+
+
+def _target_specs(config: pytest.Config) -> list[TargetSpec]:
+    host: str = config.getoption("server_host")
+    timeout: float = config.getoption("startup_timeout")
+    command: str | None = config.getoption("server_cmd")
+    address: str | None = config.getoption("server_addr")
+    if command and address:
+        raise pytest.UsageError("give --server-cmd or --server-addr, not both")
+    if command:
+        if "{port}" not in command:
+            raise pytest.UsageError("--server-cmd must contain {port}, e.g. 'socat TCP-LISTEN:{port},fork PIPE'")
+        return [TargetSpec(EXTERNAL, command=command, host=host, startup_timeout=timeout)]
+    if address:
+        try:
+            return [TargetSpec(EXTERNAL, address=Address.parse(address), startup_timeout=timeout)]
+        except ValueError as exc:
+            raise pytest.UsageError(f"--server-addr: {exc}") from exc
+    names: list[str] = config.getoption("impl") or [impl.name for impl in IMPLEMENTATIONS]
+    return [TargetSpec(name, implementation=BY_NAME[name], host=host, startup_timeout=timeout) for name in dict.fromkeys(names)]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SPECS] = _target_specs(config)
+    config.pluginmanager.register(MatrixPlugin(config), "conformance-matrix")
+    config.addinivalue_line("markers", "scenario(id, title, level): a conformance scenario (see conformance/)")
+
+
+_SPECS = pytest.StashKey[list[TargetSpec]]()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "target" in metafunc.fixturenames:
+        specs = metafunc.config.stash[_SPECS]
+        metafunc.parametrize("target", specs, ids=[spec.name for spec in specs], indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The running server under test, started once per session and implementation."""
+    spec: TargetSpec = request.param
+    try:
+        running = open_target(spec)
+    except (BuildError, ServerStartError) as exc:
+        pytest.fail(f"{spec.name}: {exc}", pytrace=False)
+    yield running
+    if problem := close_target(running):
+        pytest.fail(problem, pytrace=False)

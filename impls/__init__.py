@@ -1,0 +1,1 @@
+"""Built-in echo implementations and the table that lists them."""

@@ -1,0 +1,134 @@
+"""The command line every Python server shares: flags, the listening socket, the announcement.
+
+A server's command line is part of its contract: the test harness starts it with ``--host``
+and ``--port`` (port 0: "any free port") and waits for the one announcement line on stdout,
+``[server] listening on HOST:PORT``, which carries the port the kernel really chose. Errors are
+one line on stderr and exit status 2 -- never a traceback, never a usage block -- so whoever
+reads them (a person or a test) sees the cause at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from typing import NoReturn
+
+# How many finished handshakes the kernel queues for us before accept() picks them up. Tests
+# open hundreds of connections at once; a short queue would make the kernel drop SYNs and the
+# clients retry a second later. Linux silently caps it at net.core.somaxconn (4096 by default).
+BACKLOG = 4096
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (``prog: error: message``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0..65535; 0 asks the kernel for any free port."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 0..65535, got {text!r}")
+    return port
+
+
+def positive_int(text: str) -> int:
+    """An integer greater than zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected an integer > 0, got {text!r}")
+    return value
+
+
+def server_parser(description: str, default_port: int) -> argparse.ArgumentParser:
+    """The flags every Python server accepts; a server may add its own before parsing."""
+    parser = OneLineErrorParser(description=description)
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=default_port,
+        help="port to bind, 0 for any free port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--buffer-size",
+        type=positive_int,
+        default=65536,
+        help="bytes asked of each recv() (default: %(default)s)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="log each connection to stderr",
+    )
+    return parser
+
+
+def configure_logging(verbose: bool) -> None:
+    """Per-connection lines with -v; otherwise only warnings. Never a line per message."""
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if verbose else logging.WARNING,
+        format="[server] %(message)s",
+    )
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``[server] error: message`` as one line on stderr and exit with status 2."""
+    print(f"[server] error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def format_address(host: str, port: int) -> str:
+    """HOST:PORT, with an IPv6 host in brackets (``[::1]:5051``) so the port stays readable."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def open_listener(host: str, port: int) -> socket.socket:
+    """A socket bound to (host, port) and listening, or one line of error and exit status 2.
+
+    The name is resolved first, on its own, so a bad host ("nosuch.invalid", "999.1.1.1") and
+    a busy port give two different, precise messages.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    where = format_address(host, port)
+    try:
+        resolved = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        fail(f"bind {where}: {exc.strerror}")
+    address = resolved[0][4]
+    try:
+        # create_server() sets SO_REUSEADDR, so a restarted server can bind the port again at
+        # once instead of waiting out the old connections' TIME_WAIT. reuse_port stays off:
+        # two servers silently sharing one port would hide a stale one still running.
+        # For IPv6 it also sets IPV6_V6ONLY, so "::1" means IPv6 only, on every system.
+        return socket.create_server(address, family=family, backlog=BACKLOG, reuse_port=False)
+    except OSError as exc:
+        # create_server() rewrites strerror to mention the address tuple; the errno is intact.
+        fail(f"bind {where}: {os.strerror(exc.errno) if exc.errno else exc}")
+
+
+def announce(listener: socket.socket) -> None:
+    """Print ``[server] listening on HOST:PORT`` with the address the kernel really bound.
+
+    getsockname() is the only truth after binding port 0. flush=True matters: stdout is a
+    pipe when a test harness runs us, so it is block-buffered and would otherwise sit unsent.
+    """
+    host, port = listener.getsockname()[:2]
+    print(f"[server] listening on {format_address(host, port)}", flush=True)
