@@ -10,6 +10,7 @@ end with SIGTERM; a built-in server that does not then exit 0 is reported as an 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -22,11 +23,11 @@ from conformance.harness.targets import EXTERNAL, Target, TargetSpec, close_targ
 from impls.table import BY_NAME, IMPLEMENTATIONS
 
 # Network I/O has no meaningful per-example deadline; the tests bound their own time.
-_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
-settings.register_profile("dev", max_examples=20, **_COMMON)
-settings.register_profile("ci", max_examples=20, derandomize=True, print_blob=True, **_COMMON)
-settings.register_profile("deep", max_examples=500, print_blob=True, **_COMMON)
-settings.load_profile("dev")
+_NETWORK = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", _NETWORK, max_examples=20)
+settings.register_profile("ci", _NETWORK, max_examples=20, derandomize=True, print_blob=True)
+settings.register_profile("deep", _NETWORK, max_examples=500, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,7 +88,9 @@ def _target_specs(config: pytest.Config) -> list[TargetSpec]:
         raise pytest.UsageError("give --server-cmd or --server-addr, not both")
     if command:
         if "{port}" not in command:
-            raise pytest.UsageError("--server-cmd must contain {port}, e.g. 'socat TCP-LISTEN:{port},fork PIPE'")
+            raise pytest.UsageError(
+                "--server-cmd must contain {port}, e.g. 'socat TCP-LISTEN:{port},fork PIPE'"
+            )
         return [TargetSpec(EXTERNAL, command=command, host=host, startup_timeout=timeout)]
     if address:
         try:
@@ -95,13 +98,18 @@ def _target_specs(config: pytest.Config) -> list[TargetSpec]:
         except ValueError as exc:
             raise pytest.UsageError(f"--server-addr: {exc}") from exc
     names: list[str] = config.getoption("impl") or [impl.name for impl in IMPLEMENTATIONS]
-    return [TargetSpec(name, implementation=BY_NAME[name], host=host, startup_timeout=timeout) for name in dict.fromkeys(names)]
+    return [
+        TargetSpec(name, implementation=BY_NAME[name], host=host, startup_timeout=timeout)
+        for name in dict.fromkeys(names)
+    ]
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SPECS] = _target_specs(config)
     config.pluginmanager.register(MatrixPlugin(config), "conformance-matrix")
-    config.addinivalue_line("markers", "scenario(id, title, level): a conformance scenario (see conformance/)")
+    config.addinivalue_line(
+        "markers", "scenario(id, title, level): a conformance scenario (see conformance/)"
+    )
 
 
 _SPECS = pytest.StashKey[list[TargetSpec]]()
@@ -110,7 +118,9 @@ _SPECS = pytest.StashKey[list[TargetSpec]]()
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "target" in metafunc.fixturenames:
         specs = metafunc.config.stash[_SPECS]
-        metafunc.parametrize("target", specs, ids=[spec.name for spec in specs], indirect=True, scope="session")
+        metafunc.parametrize(
+            "target", specs, ids=[spec.name for spec in specs], indirect=True, scope="session"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -59,7 +59,6 @@ class EchoProtocol(asyncio.Protocol):
 
     def __init__(self, open_transports: set[asyncio.Transport]) -> None:
         self._open_transports = open_transports
-        self._peer = "?"
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A TCP connection's transport is always a full (read-write) Transport.
@@ -68,8 +67,7 @@ class EchoProtocol(asyncio.Protocol):
         self._open_transports.add(self._transport)
         # No TCP_NODELAY here: asyncio sets it on every TCP transport itself (since Python
         # 3.6), and so does uvloop. The threaded server explains why it matters.
-        host, port = transport.get_extra_info("peername")[:2]
-        self._peer = cli.format_address(host, port)
+        self._peer = peer_label(transport)
         log.info("%s: connected", self._peer)
 
     def data_received(self, data: bytes) -> None:
@@ -100,6 +98,18 @@ class EchoProtocol(asyncio.Protocol):
         # not a signal). Either way one client is gone and the others are unaffected.
         self._open_transports.discard(self._transport)
         log.info("%s: closed%s", self._peer, f" ({exc})" if exc else "")
+
+
+def peer_label(transport: asyncio.BaseTransport) -> str:
+    """HOST:PORT of the client, for log lines.
+
+    A trap: the loop asks getpeername() when it creates the transport, and a client that
+    reset the connection right after connecting is already unknown to the kernel by then.
+    peername is None in that case -- and an exception here, in connection_made(), would
+    leave the transport open and its file descriptor leaked.
+    """
+    peer = transport.get_extra_info("peername")
+    return cli.format_address(*peer[:2]) if peer else "(peer already gone)"
 
 
 async def serve(host: str, port: int) -> None:

@@ -128,30 +128,34 @@ class Exchanger:
         """Send payload, filling echo (same length) with the bytes that come back."""
         sent = received = 0
         while received < len(echo):
-            self._wait_until_ready(want_write=sent < len(payload))
-            if sent < len(payload):
+            ready = self._wait_until_ready(want_write=sent < len(payload))
+            if ready & selectors.EVENT_WRITE:
                 sent += self._send_some(payload[sent:])
-            received += self._recv_some(echo[received : received + self._target.buffer_size])
+            if ready & selectors.EVENT_READ:
+                received += self._recv_some(echo[received : received + self._target.buffer_size])
 
-    def _wait_until_ready(self, want_write: bool) -> None:
+    def _wait_until_ready(self, want_write: bool) -> int:
+        """Block until the socket can make progress; return which of EVENT_READ/WRITE it can."""
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
         if events != self._events:  # re-register only on change: it costs a system call
             self._selector.modify(self._sock, events)
             self._events = events
-        if not self._selector.select(self._target.timeout):
+        ready = self._selector.select(self._target.timeout)
+        if not ready:
             target = self._target
             raise EchoError(f"echo {target.address}: timed out after {target.timeout} s")
+        return ready[0][1]
 
     def _send_some(self, data: memoryview) -> int:
         try:
             return self._sock.send(data)  # may take only part of data: a partial write
-        except BlockingIOError:  # EAGAIN: the send buffer is full; the selector will tell us
+        except BlockingIOError:  # EAGAIN: readiness was stale, the send buffer is full again
             return 0
 
     def _recv_some(self, into: memoryview) -> int:
         try:
             count = self._sock.recv_into(into)
-        except BlockingIOError:  # EAGAIN: nothing has arrived yet
+        except BlockingIOError:  # EAGAIN: readiness was stale, nothing to read after all
             return 0
         if count == 0:
             raise EchoError(f"echo {self._target.address}: server closed the connection early")

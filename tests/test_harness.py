@@ -73,14 +73,16 @@ def test_teardown_reports_a_built_in_server_that_does_not_exit_zero(monkeypatch:
 
 def test_command_that_never_listens_fails_at_the_deadline() -> None:
     started = time.monotonic()
-    with pytest.raises(ServerStartError, match="did not accept on 127.0.0.1:"):
-        start_command(f"{sys.executable} -c 'import time; time.sleep(60)' {{port}}", "127.0.0.1", SHORT_DEADLINE_S)
+    with pytest.raises(ServerStartError, match=r"did not accept on 127\.0\.0\.1:"):
+        start_command(
+            f"{sys.executable} -c 'import time; time.sleep(60)' {{port}}", "127.0.0.1", SHORT_DEADLINE_S
+        )
     assert time.monotonic() - started < SHORT_DEADLINE_S + SLACK_S
 
 
 def test_command_that_exits_at_once_shows_its_stderr() -> None:
     with pytest.raises(ServerStartError, match=r"exited \(3\) before accepting") as failure:
-        start_command(f"{sys.executable} -c \"{CRASHES}\" {{port}}", "127.0.0.1", 10.0)
+        start_command(f'{sys.executable} -c "{CRASHES}" {{port}}', "127.0.0.1", 10.0)
     assert "cannot open config" in str(failure.value)
 
 

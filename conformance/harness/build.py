@@ -49,8 +49,7 @@ def _run(argv: list[str]) -> None:
         raise BuildError(f"cannot run {argv[0]!r}: {exc.strerror} (is CMake installed?)") from exc
     if result.returncode != 0:
         raise BuildError(
-            f"C++ build failed: {' '.join(argv)} exited {result.returncode}\n"
-            f"{result.stdout}{result.stderr}"
+            f"C++ build failed: {' '.join(argv)} exited {result.returncode}\n{result.stdout}{result.stderr}"
         )
 
 

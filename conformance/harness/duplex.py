@@ -93,13 +93,21 @@ def exchange(
     own_socket = sock is None
     sock = sock or connect(address, timeout, nodelay)
     try:
-        return _run(sock, _Writer(payload, chunk_sizes, pauses_s), _cycle(read_sizes, DEFAULT_READ_SIZE), half_close, timeout)
+        return _run(
+            sock,
+            _Writer(payload, chunk_sizes, pauses_s),
+            _cycle(read_sizes, DEFAULT_READ_SIZE),
+            half_close,
+            timeout,
+        )
     finally:
         if own_socket:
             sock.close()
 
 
-def _run(sock: socket.socket, writer: _Writer, read_sizes: Iterator[int], half_close: bool, timeout: float) -> Outcome:
+def _run(
+    sock: socket.socket, writer: _Writer, read_sizes: Iterator[int], half_close: bool, timeout: float
+) -> Outcome:
     started = time.monotonic()
     deadline = started + timeout
     received = bytearray()

@@ -28,12 +28,15 @@ DETAIL_LIMIT = 6000
 @dataclass
 class Cell:
     verdict: str = SKIP
+    summary: str = ""  # one line: the assertion that failed, or the reason for a skip
     detail: str = ""
 
-    def merge(self, verdict: str, detail: str) -> None:
+    def merge(self, verdict: str, summary: str, detail: str) -> None:
         """Keep the worst verdict of all the tests and phases that make up the cell."""
-        if SEVERITY[verdict] > SEVERITY[self.verdict] or (verdict == self.verdict == SKIP and not self.detail):
-            self.verdict, self.detail = verdict, detail[-DETAIL_LIMIT:]
+        if SEVERITY[verdict] > SEVERITY[self.verdict] or (
+            verdict == self.verdict == SKIP and not self.summary
+        ):
+            self.verdict, self.summary, self.detail = verdict, summary, detail[-DETAIL_LIMIT:]
 
 
 @dataclass
@@ -42,11 +45,11 @@ class Matrix:
     targets: list[str] = field(default_factory=list)
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
 
-    def record(self, scenario: Scenario, target: str, verdict: str, detail: str) -> None:
+    def record(self, scenario: Scenario, target: str, verdict: str, summary: str, detail: str) -> None:
         self.scenarios.setdefault(scenario.id, scenario)
         if target not in self.targets:
             self.targets.append(target)
-        self.cells.setdefault((scenario.id, target), Cell()).merge(verdict, detail)
+        self.cells.setdefault((scenario.id, target), Cell()).merge(verdict, summary, detail)
 
     def rows(self) -> list[Scenario]:
         return [self.scenarios[key] for key in sorted(self.scenarios)]
@@ -74,7 +77,7 @@ class Matrix:
                     "level": row.level,
                     "title": row.title,
                     "results": {
-                        target: {"verdict": cell.verdict, "detail": cell.detail}
+                        target: {"verdict": cell.verdict, "summary": cell.summary, "detail": cell.detail}
                         for target in self.targets
                         if (cell := self.cell(row.id, target)) is not None
                     },
@@ -84,18 +87,27 @@ class Matrix:
         }
 
 
-def _verdict(report: pytest.TestReport) -> tuple[str, str] | None:
-    """Map one phase's report to a matrix verdict (None: the phase says nothing new)."""
+def _summary(report: pytest.TestReport) -> str:
+    """One line that says what happened: the failed assertion's message or the skip reason."""
+    if isinstance(report.longrepr, tuple):
+        return report.longrepr[2].removeprefix("Skipped: ")
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = getattr(crash, "message", "") or report.longreprtext
+    return next((line.strip() for line in message.splitlines() if line.strip()), "")
+
+
+def _verdict(report: pytest.TestReport) -> tuple[str, str, str] | None:
+    """Map one phase's report to (verdict, summary, detail); None: the phase says nothing new."""
     if report.passed:
-        return (PASS, "") if report.when == "call" else None
+        return (PASS, "", "") if report.when == "call" else None
     if hasattr(report, "wasxfail"):
         # A SHOULD scenario is marked xfail(strict=False) unless --strict: a failure is
         # NON-STRICT, a pass is an ordinary PASS.
-        return (NON_STRICT, report.longreprtext) if report.skipped else (PASS, "")
+        return (NON_STRICT, _summary(report), report.longreprtext) if report.skipped else (PASS, "", "")
     if report.skipped:
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        return SKIP, reason.removeprefix("Skipped: ")
-    return FAIL, report.longreprtext
+        reason = _summary(report)
+        return SKIP, reason, reason
+    return FAIL, _summary(report), report.longreprtext
 
 
 def _properties(report: pytest.TestReport) -> dict[str, Any]:
@@ -115,10 +127,19 @@ class MatrixPlugin:
             target = getattr(item, "callspec", None)
             target_name = getattr(target.params.get("target"), "name", "?") if target else "?"
             item.user_properties.extend(
-                [("scenario", found.id), ("title", found.title), ("level", found.level), ("target", target_name)]
+                [
+                    ("scenario", found.id),
+                    ("title", found.title),
+                    ("level", found.level),
+                    ("target", target_name),
+                ]
             )
             if found.level == "SHOULD" and not config.getoption("strict"):
-                item.add_marker(pytest.mark.xfail(strict=False, reason=f"{found.id} is a SHOULD: NON-STRICT"))
+                item.add_marker(
+                    pytest.mark.xfail(
+                        strict=False, reason=f"{found.id} is a SHOULD: a failure is reported as NON-STRICT"
+                    )
+                )
 
     def pytest_itemcollected(self, item: pytest.Item) -> None:
         if (found := scenario_of(item)) is not None:
@@ -154,7 +175,11 @@ class MatrixPlugin:
 
 def render_text(matrix: Matrix) -> str:
     width = max(12, *(len(target) + 2 for target in matrix.targets))
-    header = f"{'scenario':<10} {'level':<7}" + "".join(f"{target:<{width}}" for target in matrix.targets) + "title"
+    header = (
+        f"{'scenario':<10} {'level':<7}"
+        + "".join(f"{target:<{width}}" for target in matrix.targets)
+        + "title"
+    )
     lines = [header, "-" * len(header)]
     notes: list[str] = []
     for row in matrix.rows():
@@ -163,8 +188,7 @@ def render_text(matrix: Matrix) -> str:
             cell = matrix.cell(row.id, target)
             verdicts += f"{cell.verdict if cell else '-':<{width}}"
             if cell and cell.verdict in (SKIP, NON_STRICT, FAIL):
-                first_line = next((line for line in cell.detail.splitlines() if line.strip()), "")
-                notes.append(f"  {row.id} [{target}] {cell.verdict}: {first_line[:150]}")
+                notes.append(f"  {row.id} [{target}] {cell.verdict}: {cell.summary[:150]}")
         lines.append(f"{row.id:<10} {row.level:<7}{verdicts}{row.title}")
     totals = matrix.totals()
     lines.append("-" * len(header))
@@ -194,7 +218,8 @@ def _html_cell(cell: Cell | None) -> str:
     if not cell.detail:
         return f'<td class="{cell.verdict}">{cell.verdict}</td>'
     return (
-        f'<td class="{cell.verdict}"><details><summary>{cell.verdict}</summary>'
+        f'<td class="{cell.verdict}"><details><summary>{cell.verdict}: {html.escape(cell.summary[:100])}'
+        "</summary>"
         f"<pre>{html.escape(cell.detail)}</pre></details></td>"
     )
 

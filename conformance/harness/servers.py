@@ -9,6 +9,7 @@ Every failure names what went wrong and shows the server's stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
@@ -55,7 +56,11 @@ class Address:
 
 def connectable_host(bound_host: str) -> str:
     """Where to connect to reach a server bound to ``bound_host`` (wildcards -> loopback)."""
-    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bound_host, bound_host)
+    return {
+        "0.0.0.0": "127.0.0.1",  # noqa: S104 - a name to translate, not an address to bind
+        "::": "::1",
+        "": "127.0.0.1",
+    }.get(bound_host, bound_host)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -82,7 +87,7 @@ class ServerProcess:
     _final_stderr: str | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
         command: str | list[str] = self.argv[0] if self.shell else self.argv
         self.process = subprocess.Popen(
             command,
@@ -201,10 +206,8 @@ class ServerProcess:
         self._release()
 
     def _signal_group(self, signum: signal.Signals) -> None:
-        try:
+        with contextlib.suppress(ProcessLookupError):  # already gone
             os.killpg(self.process.pid, signum)
-        except ProcessLookupError:
-            pass  # already gone
 
 
 def start_announcing(argv: list[str], timeout: float = STARTUP_TIMEOUT_S) -> tuple[ServerProcess, Address]:
@@ -214,11 +217,13 @@ def start_announcing(argv: list[str], timeout: float = STARTUP_TIMEOUT_S) -> tup
     return server, Address(connectable_host(announced.host), announced.port)
 
 
-def start_command(template: str, host: str, timeout: float = STARTUP_TIMEOUT_S) -> tuple[ServerProcess, Address]:
+def start_command(
+    template: str, host: str, timeout: float = STARTUP_TIMEOUT_S
+) -> tuple[ServerProcess, Address]:
     """Start ``--server-cmd`` with ``{port}`` filled in; return it once it accepts."""
     address = Address(host, free_port(host))
     command = template.replace("{port}", str(address.port)).replace("{host}", host)
     # exec: the shell becomes the server, so its pid is the server's (for /proc checks).
-    server = ServerProcess([f"exec {command}"], shell=True)
+    server = ServerProcess([f"exec {command}"], shell=True)  # noqa: S604 - --server-cmd is a shell command by design
     server.wait_until_accepting(address, timeout)
     return server, address

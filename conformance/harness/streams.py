@@ -11,7 +11,7 @@ WINDOW = 32  # bytes of context shown on each side of the first difference
 
 def first_difference(expected: bytes, actual: bytes) -> int | None:
     """Offset of the first byte where the streams differ (a length difference counts)."""
-    for offset, (want, got) in enumerate(zip(expected, actual)):
+    for offset, (want, got) in enumerate(zip(expected, actual, strict=False)):
         if want != got:
             return offset
     return None if len(expected) == len(actual) else min(len(expected), len(actual))

@@ -77,7 +77,11 @@ class Target:
     def require(self, capability: str) -> None:
         """Skip the calling test, with the reason, unless the target has the capability."""
         if not self.spec.has(capability):
-            what = "external servers are not assumed" if self.spec.implementation is None else "this row does not declare it"
+            what = (
+                "external servers are not assumed"
+                if self.spec.implementation is None
+                else "this row does not declare it"
+            )
             pytest.skip(f"needs capability {capability!r}: {what} to have it")
 
     def require_launch(self) -> None:

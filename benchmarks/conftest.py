@@ -1,0 +1,119 @@
+"""Benchmark options and fixtures; the servers come from the root conftest's ``target`` fixture.
+
+Options (group "echo benchmarks"):
+  --quick                  the CI profile: short runs, so the benchmarks cannot rot
+  --placement {any,same-cpu,cross-cpu}
+                           pin the server and the client to the same CPU or to different ones
+
+Besides ``target`` (every row of impls/table.py, or --server-cmd / --server-addr), each
+workload also runs against two references: ``node`` (Node.js ``net.createServer(s =>
+s.pipe(s))``) and, for the round-trip floor, sockperf's own server and client.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.record import run_description
+from benchmarks.workloads import (
+    FULL,
+    NODE_COMMAND,
+    PLACEMENTS,
+    QUICK,
+    Placement,
+    Profile,
+    have,
+    raise_fd_limit,
+    start_sockperf_server,
+)
+from conformance.harness.build import BuildError, ensure_cpp_built
+from conformance.harness.servers import Address, ServerProcess, ServerStartError
+from conformance.harness.targets import Target, TargetSpec, close_target, open_target
+
+# Before any server starts: 10,000 connections need 10,000 descriptors in the server (which
+# inherits this limit) and as many in the load client.
+raise_fd_limit()
+# The machine's load before this run adds its own: the report flags runs on a busy machine.
+LOAD_AVERAGE_AT_START = os.getloadavg()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("echo benchmarks", "benchmarks of the echo servers (benchmarks/)")
+    group.addoption(
+        "--quick",
+        action="store_true",
+        help="quick profile: short runs and small sizes (CI); numbers are indicative only",
+    )
+    group.addoption(
+        "--placement",
+        choices=PLACEMENTS,
+        default="any",
+        help="pin server and client to the same CPU, to different CPUs, or not at all (default any)",
+    )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, output_json: dict[str, Any]) -> None:
+    """Save the command, the machine and its load with the results (for benchmarks.report)."""
+    profile = "quick" if config.getoption("quick") else "full"
+    output_json["echo"] = run_description(
+        config, profile, config.getoption("placement"), LOAD_AVERAGE_AT_START
+    )
+
+
+@pytest.fixture(scope="session")
+def profile(request: pytest.FixtureRequest) -> Profile:
+    return QUICK if request.config.getoption("quick") else FULL
+
+
+@pytest.fixture(scope="session")
+def placement(request: pytest.FixtureRequest) -> Iterator[Placement]:
+    """Pins this process (the client, and the clients it starts) for the whole session."""
+    try:
+        chosen = Placement.choose(request.config.getoption("placement"))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    original = os.sched_getaffinity(0)
+    if chosen.client_cpus is not None:
+        os.sched_setaffinity(0, chosen.client_cpus)
+    yield chosen
+    os.sched_setaffinity(0, original)
+
+
+@pytest.fixture(scope="session")
+def node(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The Node.js echo, the third-party baseline every workload is compared with."""
+    if not have("node"):
+        pytest.skip("the Node.js baseline needs 'node' on PATH")
+    host: str = request.config.getoption("server_host")
+    try:
+        running = open_target(TargetSpec("node", command=NODE_COMMAND, host=host))
+    except ServerStartError as exc:
+        pytest.fail(f"node baseline: {exc}", pytrace=False)
+    yield running
+    close_target(running)
+
+
+@pytest.fixture(scope="session")
+def sockperf_server(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, Address]]:
+    """sockperf's own server: with sockperf's client, the round-trip floor of this machine."""
+    if not have("sockperf"):
+        pytest.skip("the latency floor needs 'sockperf' on PATH (apt-get install sockperf)")
+    host: str = request.config.getoption("server_host")
+    server, address = start_sockperf_server(host)
+    yield server, address
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def cpp_client() -> Path:
+    """The C++ client (cpp/build/client), built if it is missing or stale."""
+    try:
+        return ensure_cpp_built() / "client"
+    except BuildError as exc:
+        pytest.fail(f"the C++ load client could not be built: {exc}", pytrace=False)

@@ -1,0 +1,467 @@
+"""Turn a saved benchmark run into charts and benchmarks.md.
+
+    pytest benchmarks -p no:xdist --benchmark-autosave        # or --benchmark-json=run.json
+    python3 -m benchmarks.report                              # newest run under .benchmarks/
+    python3 -m benchmarks.report run.json --output benchmarks.md --charts benchmarks/charts
+
+The tables put every implementation next to the references of the same run: the Node.js
+echo (ratios ``x node``) and, for the 64 B round trip, sockperf's own client and server
+(``x sockperf``). The targets the project set itself are checked against the measured ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from impls.table import IMPLEMENTATIONS, ROOT
+
+NODE, SOCKPERF = "node", "sockperf"
+RTT_SIZES = ("64B", "1KiB", "16KiB", "64KiB")
+LOAD_COUNTS = (100, 1000, 10000)
+# The original project's README: 16 KB x 1000 round trips against its async server.
+PUBLISHED_ORIGINAL = {"avg_ms": 0.089, "p95_ms": 0.122, "mb_per_s": 172.61}
+PUBLISHED_MACHINE = "Apple M2, the original project's async server (published figures)"
+QUIET_LOAD_AVERAGE = 0.5
+
+
+@dataclass(frozen=True)
+class Run:
+    """One saved pytest-benchmark run: its results by (workload, server), and how it was made."""
+
+    source: Path
+    datetime: str
+    description: dict[str, Any]
+    machine: dict[str, Any]
+    results: dict[tuple[str, str], dict[str, Any]]
+
+    def get(self, workload: str, server: str, key: str) -> float | None:
+        value = self.results.get((workload, server), {}).get(key)
+        return float(value) if isinstance(value, int | float) else None
+
+    def servers(self, workload: str | None = None) -> list[str]:
+        present = {server for (load, server) in self.results if workload in (None, load)}
+        known = [impl.name for impl in IMPLEMENTATIONS]
+        order = [*known, *sorted(present - {*known, NODE, SOCKPERF}), NODE, SOCKPERF]
+        return [server for server in order if server in present]
+
+    @property
+    def profile(self) -> str:
+        return str(self.description.get("profile", "unknown"))
+
+    @property
+    def placement(self) -> str:
+        return str(self.description.get("placement", "unknown"))
+
+
+def load_run(path: Path) -> Run:
+    data = json.loads(path.read_text())
+    results = {
+        (bench["extra_info"]["workload"], bench["extra_info"]["server"]): {
+            **bench["extra_info"],
+            "median_s": bench["stats"]["median"],
+        }
+        for bench in data["benchmarks"]
+        if "workload" in bench.get("extra_info", {})
+    }
+    return Run(path, data.get("datetime", "?"), data.get("echo", {}), data.get("machine_info", {}), results)
+
+
+def newest_run(directory: Path) -> Path:
+    runs = sorted(directory.rglob("*.json"), key=lambda path: path.stat().st_mtime)
+    if not runs:
+        raise SystemExit(f"no saved run under {directory}: run pytest benchmarks --benchmark-autosave first")
+    return runs[-1]
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+def ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference == 0:
+        return None
+    return value / reference
+
+
+def fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}{suffix}"
+
+
+def times(value: float | None) -> str:
+    return fmt(value, 2, "x")
+
+
+def table(headers: list[str], rows: Iterable[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def us(run: Run, workload: str, server: str, key: str) -> float | None:
+    value = run.get(workload, server, key)
+    return None if value is None else value * 1e3
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+def latency_table(run: Run) -> str:
+    def cell(server: str, size: str) -> str:
+        workload = f"rtt-{size}"
+        p50, p99 = us(run, workload, server, "p50_ms"), us(run, workload, server, "p99_ms")
+        versus = ratio(p50, us(run, workload, NODE, "p50_ms")) if server != NODE else None
+        return f"{fmt(p50)} / {fmt(p99)}" + (f" ({times(versus)} node)" if versus else "")
+
+    rows = [[server, *(cell(server, size) for size in RTT_SIZES)] for server in run.servers("rtt-64B")]
+    return table(["server", *(f"{size} p50 / p99 µs" for size in RTT_SIZES)], rows)
+
+
+def native_table(run: Run) -> str:
+    servers = [
+        *run.servers("rtt-64B-native"),
+        *([SOCKPERF] if run.results.get(("reference-sockperf", SOCKPERF)) else []),
+    ]
+
+    def workload(server: str) -> str:
+        return "reference-sockperf" if server == SOCKPERF else "rtt-64B-native"
+
+    floor_avg = us(run, "reference-sockperf", SOCKPERF, "avg_ms")
+    floor_p50 = us(run, "reference-sockperf", SOCKPERF, "p50_ms")
+    rows = []
+    for server in servers:
+        avg, p50 = us(run, workload(server), server, "avg_ms"), us(run, workload(server), server, "p50_ms")
+        p99 = us(run, workload(server), server, "p99_ms")
+        node_avg = us(run, "rtt-64B-native", NODE, "avg_ms")
+        rows.append(
+            [
+                server,
+                *(fmt(avg, 2), fmt(p50, 0), fmt(p99, 0)),
+                *(times(ratio(avg, floor_avg)), times(ratio(p50, floor_p50)), times(ratio(avg, node_avg))),
+            ]
+        )
+    headers = ["server", "avg µs", "p50 µs", "p99 µs", "avg x sockperf", "p50 x sockperf", "avg x node"]
+    return table(headers, rows)
+
+
+def original_table(run: Run) -> str:
+    rows = [
+        [
+            server,
+            fmt(run.get("original-16KB", server, "avg_ms"), 3),
+            fmt(run.get("original-16KB", server, "p95_ms"), 3),
+            fmt(run.get("original-16KB", server, "mb_per_s"), 2),
+        ]
+        for server in run.servers("original-16KB")
+    ]
+    published = PUBLISHED_ORIGINAL
+    rows.append(
+        [
+            f"*{PUBLISHED_MACHINE}*",
+            fmt(published["avg_ms"], 3),
+            fmt(published["p95_ms"], 3),
+            fmt(published["mb_per_s"], 2),
+        ]
+    )
+    return table(["server", "avg RTT ms", "p95 ms", "MB/s"], rows)
+
+
+def bulk_table(run: Run) -> str:
+    node = run.get("bulk-stream", NODE, "mb_per_s")
+    rows = [
+        [server, fmt(mb := run.get("bulk-stream", server, "mb_per_s"), 0), times(ratio(mb, node))]
+        for server in run.servers("bulk-stream")
+    ]
+    return table(["server", "MB/s", "x node"], rows)
+
+
+def load_table(run: Run) -> str:
+    rows = []
+    for count in LOAD_COUNTS:
+        workload = f"load-{count}"
+        node = run.get(workload, NODE, "rate_per_s")
+        for server in run.servers(workload):
+            result = run.results[(workload, server)]
+            errors = ", ".join(f"{kind} {n}" for kind, n in result.get("errors", {}).items() if n) or "none"
+            rate = run.get(workload, server, "rate_per_s")
+            rows.append(
+                [
+                    *(f"{count:,}", server, fmt(rate, 0), times(ratio(rate, node))),
+                    *(fmt(run.get(workload, server, key), 2) for key in ("p50_ms", "p99_ms")),
+                    *(fmt(run.get(workload, server, "server_cpu_us_per_rt"), 2), errors),
+                ]
+            )
+    headers = ["connections", "server", "round trips/s", "x node", "p50 ms", "p99 ms", "server CPU µs/RT"]
+    return table([*headers, "errors"], rows)
+
+
+def connection_table(run: Run) -> str:
+    node = run.get("connect-echo-close", NODE, "connections_per_s")
+    rows = [
+        [
+            server,
+            fmt(rate := run.get("connect-echo-close", server, "connections_per_s"), 0),
+            times(ratio(rate, node)),
+        ]
+        for server in run.servers("connect-echo-close")
+    ]
+    return table(["server", "connections/s", "x node"], rows)
+
+
+# --- targets ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    goal: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+    note: str = ""
+
+
+def _at_least(goal: str, value: float | None, threshold: float, note: str = "") -> Check:
+    return Check(goal, times(value), None if value is None else value >= threshold, note)
+
+
+def checks(run: Run) -> list[Check]:
+    def rate_ratio(server: str) -> float | None:
+        return ratio(run.get("load-100", server, "rate_per_s"), run.get("load-100", NODE, "rate_per_s"))
+
+    floor = ratio(
+        run.get("rtt-64B-native", "cpp", "p50_ms"), run.get("reference-sockperf", SOCKPERF, "p50_ms")
+    )
+    same_cpu = run.placement == "same-cpu"
+    rtt_note = "" if same_cpu else f"run with --placement {run.placement}, not same-cpu"
+    return [
+        Check(
+            "cpp same-CPU 64 B RTT <= 1.10x sockperf (p50, C++ client vs sockperf pp)",
+            times(floor),
+            None if floor is None or not same_cpu else floor <= 1.10,
+            rtt_note,
+        ),
+        _at_least("cpp 100-connection rate >= 1.4x node", rate_ratio("cpp"), 1.4),
+        _at_least(
+            "cpp bulk throughput >= 1.9x node",
+            ratio(run.get("bulk-stream", "cpp", "mb_per_s"), run.get("bulk-stream", NODE, "mb_per_s")),
+            1.9,
+        ),
+        lowest_cpu_check(run),
+        _at_least("asyncio-uvloop 100-connection rate >= 1.3x node", rate_ratio("asyncio-uvloop"), 1.3),
+        _at_least("asyncio 100-connection rate >= 1.0x node", rate_ratio("asyncio"), 1.0),
+    ]
+
+
+def lowest_cpu_check(run: Run) -> Check:
+    verdicts, lowest = [], []
+    for count in LOAD_COUNTS:
+        costs = {
+            server: cost
+            for server in run.servers(f"load-{count}")
+            if (cost := run.get(f"load-{count}", server, "server_cpu_us_per_rt")) is not None
+        }
+        if "cpp" in costs and len(costs) > 1:
+            best, runner_up = sorted(costs, key=costs.__getitem__)[:2]
+            verdicts.append(best == "cpp")
+            lowest.append(
+                f"{count:,} conns: {best} {costs[best]:.2f} µs, then {runner_up} {costs[runner_up]:.2f}"
+            )
+    met = all(verdicts) if verdicts else None
+    return Check("cpp lowest server CPU per round trip", "; ".join(lowest) or "-", met)
+
+
+def checks_table(run: Run) -> str:
+    label = {True: "met", False: "**not met**", None: "not measured"}
+    return table(
+        ["target", "measured", "verdict", "note"],
+        ([check.goal, check.measured, label[check.met], check.note] for check in checks(run)),
+    )
+
+
+# --- charts -----------------------------------------------------------------------------------
+
+
+def draw_charts(run: Run, directory: Path) -> list[Path]:
+    import matplotlib as mpl  # noqa: PLC0415 - optional dependency (extra "plots")
+
+    mpl.use("Agg")
+    directory.mkdir(parents=True, exist_ok=True)
+    drawn = []
+    for name, draw in (("latency", _latency_chart), ("throughput", _throughput_chart), ("load", _load_chart)):
+        path = directory / f"{name}.png"
+        draw(run, path)
+        drawn.append(path)
+    return drawn
+
+
+def _figure(columns: int = 1) -> tuple[Any, Any]:
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    return plt.subplots(1, columns, figsize=(4.2 * columns + 1.4, 3.4), dpi=80, layout="constrained")
+
+
+def _save(figure: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _latency_chart(run: Run, path: Path) -> None:
+    figure, axes = _figure(2)
+    servers = run.servers("rtt-64B")
+    width = 0.8 / max(1, len(servers))
+    for index, server in enumerate(servers):
+        positions = [size + index * width for size in range(len(RTT_SIZES))]
+        for axis, key in zip(axes, ("p50_ms", "p99_ms"), strict=True):
+            values = [us(run, f"rtt-{size}", server, key) or 0.0 for size in RTT_SIZES]
+            axis.bar(positions, values, width, label=server)
+    for axis, key in zip(axes, ("p50", "p99"), strict=True):
+        axis.set_xticks([size + 0.4 - width / 2 for size in range(len(RTT_SIZES))], RTT_SIZES)
+        axis.set_ylabel(f"round trip {key} (µs)")
+        axis.set_title(f"RTT {key}, one connection (Python client)", fontsize=9)
+    axes[0].legend(fontsize=7)
+    _save(figure, path)
+
+
+def _throughput_chart(run: Run, path: Path) -> None:
+    figure, axes = _figure(2)
+    for axis, workload, title in (
+        (axes[0], "bulk-stream", "bulk stream, one connection"),
+        (axes[1], "original-16KB", "16 KB ping-pong (original case)"),
+    ):
+        servers = run.servers(workload)
+        axis.barh(servers, [run.get(workload, server, "mb_per_s") or 0.0 for server in servers])
+        axis.set_xlabel("MB/s")
+        axis.set_title(title, fontsize=9)
+        axis.invert_yaxis()
+    _save(figure, path)
+
+
+def _load_chart(run: Run, path: Path) -> None:
+    figure, axes = _figure(2)
+    for server in run.servers("load-100"):
+        counts = [count for count in LOAD_COUNTS if (f"load-{count}", server) in run.results]
+        for axis, key in zip(axes, ("rate_per_s", "server_cpu_us_per_rt"), strict=True):
+            values = [run.get(f"load-{count}", server, key) or math.nan for count in counts]
+            axis.plot(counts, values, marker="o", label=server)
+    for axis, label in zip(axes, ("round trips/s", "server CPU µs per round trip"), strict=True):
+        axis.set_xscale("log")
+        axis.set_xlabel("concurrent connections (64 B, C++ load client)")
+        axis.set_ylabel(label)
+        axis.set_ylim(bottom=0)
+    axes[0].legend(fontsize=7)
+    _save(figure, path)
+
+
+# --- the page ---------------------------------------------------------------------------------
+
+
+def caveat(run: Run) -> str:
+    load = run.description.get("load_average_at_start", [math.nan])[0]
+    notes = []
+    if run.profile != "full":
+        notes.append(f"this is a **{run.profile}** run (short durations, small sizes)")
+    if not load < QUIET_LOAD_AVERAGE:
+        notes.append(f"the machine was busy (1-minute load average {load:.2f} when the run started)")
+    if not notes:
+        return ""
+    return "> **Noisy figures:** " + "; ".join(notes) + ". Ratios are indicative only.\n"
+
+
+def header(run: Run) -> str:
+    description, machine = run.description, run.machine
+    cpu = description.get("cpu_model", machine.get("cpu", {}).get("brand_raw", "?"))
+    kernel = description.get("kernel", machine.get("release", "?"))
+    load = {
+        moment: ", ".join(f"{value:.2f}" for value in description.get(f"load_average_at_{moment}", [])) or "?"
+        for moment in ("start", "end")
+    }
+    source = run.source.relative_to(ROOT) if run.source.is_relative_to(ROOT) else run.source
+    return (
+        f"- Date: {run.datetime}\n"
+        f"- Machine: {cpu}, {description.get('cpus', '?')} CPUs, Linux {kernel}\n"
+        f"- Profile: {run.profile}; placement: {run.placement}\n"
+        f"- Load average (1, 5, 15 min): {load['start']} at the start, {load['end']} at the end\n"
+        f"- Command: `{description.get('command', '?')}`\n"
+        f"- Regenerate: `python3 -m benchmarks.report {source}`\n"
+    )
+
+
+SECTIONS: list[tuple[str, Callable[[Run], str], str]] = [
+    ("Targets", checks_table, "Median ratios from this one run."),
+    (
+        "Round-trip latency (Python client)",
+        latency_table,
+        "One connection, TCP_NODELAY, blocking socket; every echo checked. Ratios are p50 to node's.",
+    ),
+    (
+        "64 B round trip, native clients, against the floor",
+        native_table,
+        "The C++ client (`cpp/build/client --count N --size 64`) against each server, and sockperf's "
+        "own client and server (`sockperf pp --tcp --full-rtt -m 64` against `sockperf sr --tcp`): "
+        "the round trip of this machine's loopback with no echo logic at all. The C++ client prints "
+        "percentiles to 1 µs, so the avg column (total time / count) is the sharper comparison.",
+    ),
+    (
+        "The original project's benchmark: 16 KB x 1000 round trips",
+        original_table,
+        "MB/s = count x size / elapsed / 1e6, as the original client computes it.",
+    ),
+    ("Bulk throughput", bulk_table, "One connection, 64 MiB in 64 KiB writes read concurrently."),
+    (
+        "Concurrency (C++ load client)",
+        load_table,
+        "Each connection keeps one 64 B message in flight for a fixed time. Server CPU = user + system "
+        "time of the server's process tree over the measured window / round trips.",
+    ),
+    (
+        "Connection rate (Python client)",
+        connection_table,
+        "Connect, one 64 B echo, close, in a Python loop: the client's own cost is included.",
+    ),
+]
+
+
+READING = """## Reading the figures
+
+- Every echo is checked byte for byte; a wrong echo fails the benchmark instead of being timed.
+- Latency, bulk and connection-rate rows are driven from Python, so they include the Python
+  client's own cost; they compare servers with each other within one run. The concurrency rows
+  and the native round trip use the C++ client, and the floor uses sockperf's own C client.
+- The native round trip includes the C++ client's poll() before each read, which sockperf's
+  blocking client does not make: part of any gap to sockperf is the client's, not the server's
+  (a server that matches the blocking threaded server's figure is at the client's floor).
+- With `--placement same-cpu` the client and the server share one CPU, so every round trip pays
+  for both sides on that CPU; with `any` the scheduler spreads them over both.
+- Server CPU per round trip is the server's user + system time over the last `duration`
+  seconds of the load client's run, sampled every 50 ms, divided by round trips in that time.
+"""
+
+
+def render(run: Run, charts: list[Path], output: Path) -> str:
+    images = "\n".join(f"![{path.stem}]({path.relative_to(output.parent).as_posix()})" for path in charts)
+    body = "\n\n".join(f"## {title}\n\n{intro}\n\n{make(run)}" for title, make, intro in SECTIONS)
+    return f"# Benchmarks\n\n{caveat(run)}\n{header(run)}\n{images}\n\n{body}\n\n{READING}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Charts and benchmarks.md from a saved benchmark run.")
+    parser.add_argument(
+        "run", nargs="?", type=Path, help="a --benchmark-json / autosave file (default: newest)"
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks.md")
+    parser.add_argument("--charts", type=Path, default=ROOT / "benchmarks" / "charts")
+    args = parser.parse_args(argv)
+    run = load_run(args.run or newest_run(ROOT / ".benchmarks"))
+    charts = draw_charts(run, args.charts.resolve())
+    output = args.output.resolve()
+    output.write_text(render(run, charts, output))
+    print(f"wrote {output} and {len(charts)} charts in {args.charts}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""FRAG: the echo does not depend on how the stream is cut into segments.
+
+TCP delivers a byte stream; where one recv() ends and the next begins is an accident of timing,
+buffer sizes and the network. Servers that take one recv() as one message (echo it, then close),
+that wait until a read buffer is full before echoing, or that only work when a write arrives
+whole, pass every test whose payload arrives in one piece and break as soon as a real network
+splits it. These scenarios cut the client's writes and reads every which way, pause between the
+pieces, and finally run the stream through the suite's fragmenting proxy, which re-slices both
+directions with seeded random sizes and delays.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conformance.harness.duplex import Outcome, connect, exchange
+from conformance.harness.proxy import FragmentingProxy
+from conformance.harness.scenarios import scenario
+from conformance.harness.streams import assert_same_stream
+from conformance.harness.targets import Target
+from conformance.test_payloads import seeded_payload
+
+KiB = 1 << 10
+PRIME_CHUNK = 997
+MAX_PAUSE_S = 0.003
+PAUSE_BUDGET_S = 0.3  # total pausing per example, however many chunks there are
+FRAGMENT_ECHO_TIMEOUT_S = 5.0
+
+chunk_size = st.one_of(st.just(1), st.just(PRIME_CHUNK), st.integers(min_value=1, max_value=8 * KiB))
+read_size = st.one_of(st.just(1), st.just(PRIME_CHUNK), st.integers(min_value=1, max_value=64 * KiB))
+
+
+@dataclass(frozen=True)
+class CutPayload:
+    """A payload and how the client cuts it: write sizes, read sizes, pauses, TCP_NODELAY."""
+
+    payload: bytes = field(repr=False)  # seeded_payload(size, seed): the two numbers replay it
+    size: int
+    seed: int
+    chunk_sizes: list[int]
+    read_sizes: list[int]
+    pauses_s: list[float]
+    nodelay: bool
+
+    def describe(self) -> str:
+        return (
+            f"seeded_payload({self.size}, seed={self.seed}), "
+            f"chunk_sizes={self.chunk_sizes}, read_sizes={self.read_sizes}, "
+            f"pauses_s={self.pauses_s}, nodelay={self.nodelay}"
+        )
+
+
+def bounded_pauses(pauses: list[float], chunk_sizes: list[int], payload_size: int) -> list[float]:
+    """Scale the pauses down so that their total over the whole payload stays in the budget.
+
+    The client cycles through the chunk sizes and the pauses together, one pause per chunk.
+    """
+    total, offset = 0.0, 0
+    sizes, waits = itertools.cycle(chunk_sizes), itertools.cycle(pauses or [0.0])
+    while offset < payload_size:
+        offset += next(sizes)
+        total += next(waits)
+    scale = min(1.0, PAUSE_BUDGET_S / total) if total else 1.0
+    return [pause * scale for pause in pauses]
+
+
+@st.composite
+def cut_payloads(draw: st.DrawFn) -> CutPayload:
+    size, seed = draw(st.integers(min_value=1, max_value=16 * KiB)), draw(st.integers(0, 2**32 - 1))
+    payload = seeded_payload(size, seed)
+    chunk_sizes = draw(st.lists(chunk_size, min_size=1, max_size=8))
+    pauses = draw(st.lists(st.floats(min_value=0.0, max_value=MAX_PAUSE_S), max_size=4))
+    return CutPayload(
+        payload=payload,
+        size=size,
+        seed=seed,
+        chunk_sizes=chunk_sizes,
+        read_sizes=draw(st.lists(read_size, min_size=1, max_size=8)),
+        pauses_s=bounded_pauses(pauses, chunk_sizes, len(payload)),
+        nodelay=draw(st.booleans()),
+    )
+
+
+def assert_whole_echo(target: Target, payload: bytes, outcome: Outcome, how: str) -> None:
+    assert_same_stream(payload, outcome.received, what=f"one connection to {target.name}", replay=how)
+    assert not outcome.reset, f"the connection was reset ({how})"
+    assert outcome.eof, f"the server did not close its side after the client's half-close ({how})"
+
+
+@scenario("FRAG-001", "writes cut in Hypothesis-chosen sizes, with pauses, read in arbitrary sizes")
+@settings(max_examples=15)
+@given(cut=cut_payloads())
+def test_hypothesis_chunking(target: Target, cut: CutPayload) -> None:
+    """The server MUST echo the stream byte-exact however the client's writes and reads are cut."""
+    outcome = exchange(
+        target.address,
+        cut.payload,
+        chunk_sizes=cut.chunk_sizes,
+        read_sizes=cut.read_sizes,
+        pauses_s=cut.pauses_s,
+        nodelay=cut.nodelay,
+        timeout=20.0,
+    )
+    assert_whole_echo(target, cut.payload, outcome, cut.describe())
+
+
+@scenario("FRAG-002", "a payload written whole and read back one byte per recv()")
+def test_whole_write_read_bytewise(target: Target) -> None:
+    """The server MUST echo a 64 KiB payload written in one send(), whatever sizes the client reads."""
+    payload = seeded_payload(64 * KiB, seed=2)
+    outcome = exchange(target.address, payload, read_sizes=[1, 7, PRIME_CHUNK], timeout=20.0)
+    how = "seeded_payload(64 KiB, seed=2) in one send(), read 1, 7, 997 bytes at a time"
+    assert_whole_echo(target, payload, outcome, how)
+
+
+@scenario("FRAG-003", "byte at a time: 4 KiB sent as 4096 one-byte segments (TCP_NODELAY)")
+def test_byte_at_a_time(target: Target) -> None:
+    """The server MUST echo a stream that arrives one byte per segment, no byte lost or repeated."""
+    payload = seeded_payload(4 * KiB, seed=3)
+    outcome = exchange(
+        target.address, payload, chunk_sizes=[1], read_sizes=[1, 2, 3], nodelay=True, timeout=20.0
+    )
+    how = "seeded_payload(4 KiB, seed=3), one byte per send() with TCP_NODELAY"
+    assert_whole_echo(target, payload, outcome, how)
+
+
+@scenario("FRAG-004", "a message, a pause, then trailing data on the same connection")
+@settings(max_examples=5)
+@given(
+    message=st.binary(min_size=1, max_size=4 * KiB),
+    trailer=st.binary(min_size=1, max_size=4 * KiB),
+)
+def test_trailing_data_after_a_pause(target: Target, message: bytes, trailer: bytes) -> None:
+    """The server MUST echo bytes that arrive after a pause, not just the first message it reads."""
+    pause_s = 0.05  # long enough that the server has read, and echoed, the message by itself
+    outcome = exchange(
+        target.address,
+        message + trailer,
+        chunk_sizes=[len(message), len(trailer)],
+        pauses_s=[pause_s],
+        nodelay=True,
+        timeout=10.0,
+    )
+    how = f"{len(message)}-byte message, {pause_s} s pause, {len(trailer)}-byte trailer, then half-close"
+    assert_whole_echo(target, message + trailer, outcome, how)
+
+
+LOCKSTEP_SIZES = [1, 2, 3, 17, PRIME_CHUNK, 1500, 1]
+
+
+@scenario("FRAG-005", "lockstep: each small fragment is echoed before the next is sent")
+def test_fragment_echoed_without_waiting_for_more(target: Target) -> None:
+    """The server MUST echo whatever has arrived without waiting for a full buffer or more data."""
+    payload = seeded_payload(sum(LOCKSTEP_SIZES), seed=5)
+    offsets = itertools.pairwise(itertools.accumulate(LOCKSTEP_SIZES, initial=0))
+    received = bytearray()
+    with connect(target.address, timeout=FRAGMENT_ECHO_TIMEOUT_S, nodelay=True) as sock:
+        for index, (start, end) in enumerate(offsets):
+            sock.sendall(payload[start:end])
+            received += receive_exactly(sock, end - start, time.monotonic() + FRAGMENT_ECHO_TIMEOUT_S)
+            assert_same_stream(
+                payload[:end],
+                bytes(received),
+                what=(
+                    f"fragment {index} of {len(LOCKSTEP_SIZES)} ({end - start} bytes), its echo awaited "
+                    f"for up to {FRAGMENT_ECHO_TIMEOUT_S} s before sending more"
+                ),
+                replay=f"fragments of {LOCKSTEP_SIZES} bytes of seeded_payload(..., seed=5); no half-close",
+            )
+
+
+def receive_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
+    """Read ``size`` bytes, or whatever arrived by the deadline (the caller compares)."""
+    data = bytearray()
+    while len(data) < size and (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(size - len(data))
+        except TimeoutError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return bytes(data)
+
+
+@scenario("FRAG-006", "through the fragmenting proxy: both directions re-sliced with seeded sizes and delays")
+@settings(max_examples=10)
+@given(payload=st.binary(min_size=0, max_size=64 * KiB), seed=st.integers(0, 2**32 - 1))
+def test_through_fragmenting_proxy(target: Target, payload: bytes, seed: int) -> None:
+    """The server MUST echo the stream whatever segments the network cuts it into, in both directions."""
+    with FragmentingProxy(target.address, seed) as proxy:
+        outcome = exchange(proxy.address, payload, timeout=20.0)
+        how = proxy.describe()
+    assert_whole_echo(target, payload, outcome, how)

@@ -1,0 +1,161 @@
+"""HALF: the client's half-close ends the request, not the connection.
+
+RFC 862 says only that the server sends back any data it receives, "until the calling user
+terminates". The stricter reading that real checkers use: when the client shuts down its sending
+side (shutdown(SHUT_WR), a FIN), the server still owes it every byte it received; it sends them
+all, then closes its own side with a FIN of its own, never a reset. Servers get this wrong in
+several ways: they close as soon as they read EOF and drop the echo still queued in user space
+(or in flight), they close with unread data and so send RST, they never close at all, or they
+time out a connection that is merely idle.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import time
+
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
+
+from conformance.harness.duplex import Outcome, connect, exchange
+from conformance.harness.scenarios import scenario
+from conformance.harness.streams import assert_same_stream
+from conformance.harness.targets import Target
+from conformance.test_payloads import seeded_payload
+
+KiB, MiB = 1 << 10, 1 << 20
+IDLE_S = 3.0
+EOF_TIMEOUT_S = 10.0
+SMALL_RCVBUF = 4 * KiB
+IN_FLIGHT_MAX = 48 * KiB  # fits the loopback buffers even if the client reads nothing
+READ_DELAY_S = 0.2
+
+payload_size = st.one_of(
+    st.integers(min_value=0, max_value=64 * KiB),
+    st.integers(min_value=64 * KiB, max_value=16 * MiB),
+    st.sampled_from([1, 16 * MiB]),
+)
+
+
+def assert_echo_then_fin(target: Target, payload: bytes, outcome: Outcome, how: str) -> None:
+    """All of the payload came back, then the server's FIN; no reset."""
+    assert_same_stream(payload, outcome.received, what=f"one connection to {target.name}", replay=how)
+    assert not outcome.reset, f"the server reset the connection instead of closing it ({how})"
+    assert outcome.eof, f"the server did not close its side after sending everything back ({how})"
+
+
+@scenario("HALF-001", "after the client's half-close, everything comes back (up to 16 MiB), then FIN")
+# No shrinking: (size, seed) already replays a failure, and shrinking a server that never
+# closes would wait out the timeout hundreds of times.
+@settings(max_examples=6, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(size=payload_size, seed=st.integers(0, 2**32 - 1))
+def test_everything_then_eof(target: Target, size: int, seed: int) -> None:
+    """After the client's shutdown(SHUT_WR) the server MUST send back every byte, then close, not reset."""
+    payload = seeded_payload(size, seed)
+    outcome = exchange(target.address, payload, timeout=EOF_TIMEOUT_S + size / MiB)
+    assert_echo_then_fin(target, payload, outcome, f"seeded_payload({size}, seed={seed}), then half-close")
+
+
+@scenario("HALF-002", "a half-close with nothing sent is answered by EOF")
+def test_half_close_with_nothing_sent(target: Target) -> None:
+    """A client that sends nothing and half-closes MUST get EOF back promptly: no bytes, no reset."""
+    outcome = exchange(target.address, b"", timeout=EOF_TIMEOUT_S)
+    assert_echo_then_fin(target, b"", outcome, "connect, shutdown(SHUT_WR) at once")
+
+
+@scenario("HALF-003", f"a connection idle for {IDLE_S:.0f} s still echoes, then closes on half-close")
+def test_idle_connection_still_echoes(target: Target) -> None:
+    """The server MUST NOT close, or send anything on, a connection that is merely idle."""
+    first, second = seeded_payload(1000, seed=31), seeded_payload(1000, seed=32)
+    with connect(target.address, timeout=EOF_TIMEOUT_S) as sock:
+        echo = exchange(target.address, first, half_close=False, sock=sock, timeout=EOF_TIMEOUT_S)
+        assert_same_stream(first, echo.received, what="the message before the idle period")
+        unsolicited = read_for(sock, IDLE_S)
+        assert unsolicited == b"", (
+            f"during {IDLE_S} s of silence the server sent {len(unsolicited)} bytes: {unsolicited[:64]!r}"
+        )
+        outcome = exchange(target.address, second, sock=sock, timeout=EOF_TIMEOUT_S)
+    assert_echo_then_fin(
+        target, second, outcome, f"1000 bytes, echo, {IDLE_S} s idle, 1000 bytes, half-close"
+    )
+
+
+def read_for(sock: socket.socket, duration: float) -> bytes:
+    """Whatever the server sends during ``duration`` seconds; fails on its EOF or a reset."""
+    deadline = time.monotonic() + duration
+    received = bytearray()
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        while (remaining := deadline - time.monotonic()) > 0:
+            if not selector.select(remaining):
+                continue
+            try:
+                chunk = sock.recv(64 * KiB)
+            except ConnectionResetError:
+                raise AssertionError(
+                    f"the server reset an idle connection after {duration - remaining:.2f} s"
+                ) from None
+            assert chunk, f"the server closed an idle connection after {duration - remaining:.2f} s"
+            received += chunk
+    return bytes(received)
+
+
+@scenario("HALF-004", "a half-close while the whole echo is still in flight: all of it arrives")
+@settings(max_examples=5)
+@given(size=st.integers(min_value=1, max_value=IN_FLIGHT_MAX), seed=st.integers(0, 2**32 - 1))
+def test_half_close_with_echo_in_flight(target: Target, size: int, seed: int) -> None:
+    """The server MUST deliver an echo still queued when the client's FIN arrives before closing.
+
+    The client has a small receive buffer, writes the whole payload, half-closes, and reads
+    nothing for a moment: the echo waits in the server (its send buffer, its own queue) when it
+    reads the EOF. A server that closes at EOF without flushing loses it or resets.
+    """
+    payload = seeded_payload(size, seed)
+    how = (
+        f"seeded_payload({size}, seed={seed}) sent whole with SO_RCVBUF={SMALL_RCVBUF}, "
+        f"half-close, {READ_DELAY_S} s before the first read"
+    )
+    with small_window_connection(target) as sock:
+        sock.sendall(payload)
+        sock.shutdown(socket.SHUT_WR)
+        time.sleep(READ_DELAY_S)  # the scenario itself: the echo sits in the server meanwhile
+        outcome = read_to_eof(sock, EOF_TIMEOUT_S)
+    assert_echo_then_fin(target, payload, outcome, how)
+
+
+def small_window_connection(target: Target) -> socket.socket:
+    """A connection whose receive buffer is set small before connect() (so the window is small)."""
+    sock = socket.socket(target.address.family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
+    sock.settimeout(EOF_TIMEOUT_S)
+    try:
+        sock.connect((target.address.host, target.address.port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def read_to_eof(sock: socket.socket, timeout: float) -> Outcome:
+    """Read until EOF, a reset or the deadline (then ``eof`` is False).
+
+    Not ``exchange(b"", sock=sock)``: that would shut down the sending side a second time, which
+    fails with ENOTCONN once the server has closed.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    received = bytearray()
+    eof = reset = False
+    while not eof and (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(64 * KiB)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            reset = True
+            break
+        eof = not chunk
+        received += chunk
+    return Outcome(bytes(received), eof, reset, time.monotonic() - started)

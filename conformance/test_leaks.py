@@ -1,0 +1,131 @@
+"""LEAK: every connection gives back what it took -- descriptors, threads, child processes.
+
+A server that forgets to close a socket on one error path, or a thread that never returns,
+loses one descriptor or one thread per connection: invisible in a short test, fatal after
+days (EMFILE: the server can no longer accept anyone). So each scenario starts a fresh
+instance of the server (other tests' connections would disturb the count), takes a baseline
+after one warm-up exchange (Python servers import and allocate lazily on the first
+connection), runs thousands of connections through it, and requires the counts to come back
+to the baseline -- summed over the process tree, so a forking server's children count too.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from conformance.harness.duplex import connect, exchange
+from conformance.harness.pressure import push_until_stalled, reset
+from conformance.harness.resources import Usage, settle, usage
+from conformance.harness.scenarios import scenario
+from conformance.harness.servers import Address
+from conformance.harness.streams import assert_same_stream
+from conformance.harness.targets import Target
+
+CYCLES = 2000
+ABORTS = 300
+STALLED_ABORTS = 5
+LOOP_DEADLINE_S = 40.0
+SETTLE_S = 5.0  # time for the server to notice the last closes (threads end, children exit)
+STEADY_READINGS = 4  # a baseline is taken once this many polls in a row agree
+
+Step = Callable[[Address, int], None]
+
+
+@contextmanager
+def fresh_server(target: Target) -> Iterator[tuple[int, Address]]:
+    """A private instance of the target's server, stopped afterwards; yields (pid, address)."""
+    target.require_launch()
+    server, address = target.spec.launch()
+    try:
+        yield server.pid, address
+    finally:
+        server.stop()
+
+
+def counts(reading: Usage) -> tuple[int, int, int]:
+    return reading.open_fds, reading.threads, reading.processes
+
+
+def steady_baseline(pid: int, address: Address) -> Usage:
+    """Counts after one warm-up exchange, once they stop changing (bounded by SETTLE_S)."""
+    echo_once(address, 0)
+    readings: list[tuple[int, int, int]] = []
+
+    def steady(reading: Usage) -> bool:
+        readings.append(counts(reading))
+        return len(readings) >= STEADY_READINGS and len(set(readings[-STEADY_READINGS:])) == 1
+
+    return settle(pid, steady, SETTLE_S)
+
+
+def echo_once(address: Address, index: int) -> None:
+    payload = f"cycle {index}".encode()
+    outcome = exchange(address, payload, timeout=10.0)
+    assert_same_stream(payload, outcome.received, what=f"connection {index}")
+
+
+def reset_after_sending(address: Address, index: int) -> None:
+    with connect(address, timeout=10.0) as sock:
+        sock.sendall(f"about to reset {index}".encode())
+        reset(sock)
+
+
+def close_unread_while_server_writes(address: Address, index: int) -> None:
+    with connect(address, timeout=10.0) as sock:
+        push_until_stalled(sock, random.Random(index).randbytes(16 << 20), quiet_s=0.2)
+        sock.close()
+
+
+def reset_right_after_connect(address: Address, index: int) -> None:
+    del index
+    with connect(address, timeout=10.0) as sock:
+        reset(sock)
+
+
+def run_bounded(address: Address, steps: list[Step]) -> int:
+    """Run the steps in order until done or LOOP_DEADLINE_S passes; return how many ran."""
+    deadline = time.monotonic() + LOOP_DEADLINE_S
+    for index, step in enumerate(steps):
+        if time.monotonic() >= deadline:
+            return index
+        step(address, index)
+    return len(steps)
+
+
+def assert_back_to_baseline(pid: int, baseline: Usage, what: str) -> None:
+    def released(reading: Usage) -> bool:
+        return all(now <= then for now, then in zip(counts(reading), counts(baseline), strict=True))
+
+    after = settle(pid, released, SETTLE_S)
+    # Zero tolerance: a correct server holds, once idle, exactly what it held when idle before.
+    assert released(after), (
+        f"{SETTLE_S} s after {what}, the server holds {after.open_fds} fds, {after.threads} threads, "
+        f"{after.processes} processes; before: {baseline.open_fds} fds, {baseline.threads} threads, "
+        f"{baseline.processes} processes"
+    )
+
+
+@scenario("LEAK-001", f"{CYCLES} connect/echo/close cycles: fds, threads and processes back to baseline")
+def test_no_leak_after_many_connections(target: Target) -> None:
+    """The server MUST release every descriptor, thread and child process of a finished connection."""
+    with fresh_server(target) as (pid, address):
+        baseline = steady_baseline(pid, address)
+        ran = run_bounded(address, [echo_once] * CYCLES)
+        assert_back_to_baseline(pid, baseline, f"{ran} connect/echo/close cycles")
+
+
+@scenario(
+    "LEAK-002", f"{ABORTS + STALLED_ABORTS} aborted connections: fds, threads and processes back to baseline"
+)
+def test_no_leak_after_aborts(target: Target) -> None:
+    """The server MUST release a connection's resources on ECONNRESET and EPIPE paths too."""
+    quick: list[Step] = [reset_right_after_connect, reset_after_sending]
+    steps = [quick[index % len(quick)] for index in range(ABORTS)]
+    steps += [close_unread_while_server_writes] * STALLED_ABORTS
+    with fresh_server(target) as (pid, address):
+        baseline = steady_baseline(pid, address)
+        ran = run_bounded(address, steps)
+        assert_back_to_baseline(pid, baseline, f"{ran} aborted connections")

@@ -1,0 +1,90 @@
+"""Shared by the TIMING evidence scripts: run echo server commands and time a ping-pong against each.
+
+Standard library only, so the evidence stands apart from the suite. Each case starts a server
+command with ``{port}`` filled in, ping-pongs messages of one size on one connection (client
+TCP_NODELAY, blocking socket with a timeout), prints the round-trip percentiles and stops the server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+
+ROUND_TRIPS = 50
+TIMEOUT_S = 5.0
+STALL_MS = 30.0  # a Nagle + delayed-ACK stall is ~40 ms; a loopback echo is well under 1 ms
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str
+    command: str
+    size: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def connect_when_ready(port: int) -> socket.socket:
+    """Connect as soon as the server accepts (the command prints nothing when it is ready)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def ping_pong_ms(sock: socket.socket, size: int) -> list[float]:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    message = os.urandom(size)
+    rtts = []
+    for _ in range(ROUND_TRIPS):
+        started = time.perf_counter()
+        sock.sendall(message)  # 16 KiB fits the socket buffers: no need to read while sending
+        echo = b""
+        while len(echo) < size:
+            chunk = sock.recv(size - len(echo))
+            if not chunk:
+                raise ConnectionError(f"EOF after {len(echo)} of {size} bytes")
+            echo += chunk
+        rtts.append((time.perf_counter() - started) * 1000)
+        assert echo == message, "the echo differs from the message"
+    return rtts
+
+
+def measure(case: Case) -> list[float]:
+    port = free_port()
+    server = subprocess.Popen(case.command.format(port=port), shell=True, start_new_session=True)  # noqa: S602
+    try:
+        with connect_when_ready(port) as sock:
+            rtts = ping_pong_ms(sock, case.size)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=TIMEOUT_S)
+    cuts = statistics.quantiles(rtts, n=100, method="inclusive")
+    print(
+        f"{case.label:<40} {case.size:>6} B x {ROUND_TRIPS}: p50 {cuts[49]:6.2f} ms  "
+        f"p99 {cuts[98]:6.2f} ms  stalls (> {STALL_MS:.0f} ms): {sum(rtt > STALL_MS for rtt in rtts)}"
+    )
+    return rtts
+
+
+def reproduce(defect: Case, controls: list[Case]) -> int:
+    """Exit status 0 if the defect case stalls on most round trips and no control case does."""
+    print(f"command: {defect.command}")
+    stalled = statistics.median(measure(defect)) > STALL_MS
+    clean = all(max(measure(control)) < STALL_MS for control in controls)
+    print("reproduced" if stalled and clean else "NOT reproduced")
+    return 0 if stalled and clean else 1
