@@ -1,9 +1,11 @@
 """The harness: which servers the suite runs against, and how they are started and stopped.
 
 Options (see ``pytest --help``, group "echo servers"):
-  --impl NAME            a row of impls/table.py (repeatable; default: every row)
+  --impl NAME            a row of impls/table.py (repeatable; default: every default row,
+                         i.e. not the sanitizer builds cpp-asan and cpp-tsan)
   --server-cmd COMMAND   any echo server; ``{port}`` (and ``{host}``) are filled in
   --server-addr H:P      a server that is already running
+  --server-capabilities  what a --server-cmd server can do (announces, graceful-exit, ipv6)
 Each server is started once per pytest session (once per xdist worker) and stopped at the
 end with SIGTERM; a built-in server that does not then exit 0 is reported as an error.
 """
@@ -14,19 +16,33 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 
 from conformance.harness.build import BuildError
 from conformance.harness.report import MatrixPlugin
 from conformance.harness.servers import STARTUP_TIMEOUT_S, Address, ServerStartError
-from conformance.harness.targets import EXTERNAL, Target, TargetSpec, close_target, open_target
-from impls.table import BY_NAME, IMPLEMENTATIONS
+from conformance.harness.targets import (
+    EXTERNAL,
+    Target,
+    TargetSpec,
+    close_target,
+    open_target,
+    parse_capabilities,
+)
+from impls.table import BY_NAME, IMPLEMENTATIONS, STANDARD
 
+NAMED_ONLY = [name for name, impl in BY_NAME.items() if not impl.default]  # e.g. --impl cpp-asan
+
+NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 # Network I/O has no meaningful per-example deadline; the tests bound their own time.
 _NETWORK = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", _NETWORK, max_examples=20)
 settings.register_profile("ci", _NETWORK, max_examples=20, derandomize=True, print_blob=True)
 settings.register_profile("deep", _NETWORK, max_examples=500, print_blob=True)
+# The suite's own proofs (tests/) run it against broken servers only to see a scenario fail:
+# derandomized like ci, without shrinking, which against a server that stalls would wait out
+# a timeout for every shrink step.
+settings.register_profile("selftest", settings.get_profile("ci"), phases=NO_SHRINK)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
@@ -38,7 +54,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         choices=sorted(BY_NAME),
         metavar="NAME",
-        help=f"built-in implementation to test (repeatable; default: all of {', '.join(BY_NAME)})",
+        help="built-in implementation to test (repeatable; default: "
+        f"{', '.join(impl.name for impl in IMPLEMENTATIONS)}; also {', '.join(NAMED_ONLY)})",
     )
     group.addoption(
         "--server-cmd",
@@ -46,6 +63,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="command that starts an echo server; {port} is replaced by a free port",
     )
     group.addoption("--server-addr", metavar="HOST:PORT", help="address of a running echo server")
+    group.addoption(
+        "--server-capabilities",
+        action="append",
+        default=[],
+        metavar="NAMES",
+        help="capabilities of the --server-cmd server, comma-separated or repeated "
+        f"({', '.join(sorted(STANDARD))}); default: none, so the scenarios that need one skip",
+    )
     group.addoption(
         "--server-host",
         default="127.0.0.1",
@@ -86,12 +111,22 @@ def _target_specs(config: pytest.Config) -> list[TargetSpec]:
     address: str | None = config.getoption("server_addr")
     if command and address:
         raise pytest.UsageError("give --server-cmd or --server-addr, not both")
+    try:
+        capabilities = parse_capabilities(config.getoption("server_capabilities"))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--server-capabilities: {exc}") from exc
+    if capabilities and not command:
+        raise pytest.UsageError("--server-capabilities describes a --server-cmd server; give one")
     if command:
         if "{port}" not in command:
             raise pytest.UsageError(
                 "--server-cmd must contain {port}, e.g. 'socat TCP-LISTEN:{port},fork PIPE'"
             )
-        return [TargetSpec(EXTERNAL, command=command, host=host, startup_timeout=timeout)]
+        return [
+            TargetSpec(
+                EXTERNAL, command=command, host=host, startup_timeout=timeout, capabilities=capabilities
+            )
+        ]
     if address:
         try:
             return [TargetSpec(EXTERNAL, address=Address.parse(address), startup_timeout=timeout)]
@@ -134,3 +169,19 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     yield running
     if problem := close_target(running):
         pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _server_survives(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test during which the server process dies fails, naming how it died (a signal such
+    as SIGPIPE, or an exit code) with its stderr; the next test gets a fresh server, so one
+    crash does not turn every later scenario into a 'connection refused'."""
+    if "target" not in request.fixturenames:
+        yield
+        return
+    running: Target = request.getfixturevalue("target")
+    if running.server is not None and running.server.process.poll() is not None:
+        running.restart()
+    yield
+    if death := running.death():
+        pytest.fail(death, pytrace=False)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import pytest
 
 from conformance.harness.duplex import connect, exchange
-from conformance.harness.pressure import push_until_stalled, reset
+from conformance.harness.pressure import push_until_stalled, read_until_delivered, reset
 from conformance.harness.scenarios import scenario
 from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target
@@ -50,13 +50,12 @@ def assert_still_serving(target: Target, after: str) -> None:
         assert target.server.process.poll() is None, f"after {after}: {server_state(target)}"
     payload = seeded_payload(FIRST_CHUNK, seed=0)
     try:
-        outcome = exchange(target.address, payload, timeout=10.0)
+        outcome = exchange(target.address, payload, half_close=False, timeout=10.0)
     except OSError as exc:
         raise AssertionError(
             f"after {after}, a fresh connection failed: {exc!r}; {server_state(target)}"
         ) from exc
     assert_same_stream(payload, outcome.received, what=f"a fresh connection after {after}")
-    assert outcome.eof, f"after {after}: the server did not close a fresh connection after its half-close"
     if target.server is not None:
         assert target.server.process.poll() is None, f"after {after}: {server_state(target)}"
 
@@ -91,6 +90,22 @@ def half_close_then_close_unread(sock: socket.socket) -> None:
     sock.close()
 
 
+def close_unread_after_server_saw_fin(sock: socket.socket) -> None:
+    """Push, half-close, read just enough for the server to receive everything and the FIN, then
+    close with the echo unread.
+
+    The server's socket is then in CLOSE_WAIT, still owing echo, when the RST arrives; in that
+    state Linux fails the server's next write with EPIPE -- and raises SIGPIPE -- where an RST
+    before the FIN gives ECONNRESET, which raises no signal.
+    """
+    push_until_stalled(sock, seeded_payload(LARGE_PUSH, seed=5), quiet_s=0.2)
+    sock.shutdown(socket.SHUT_WR)
+    # A server that stopped echoing altogether never takes them: FLOW-001 and CONC-004 report
+    # that; here the client then just closes, and the scenario still checks the server survives.
+    read_until_delivered(sock)
+    sock.close()
+
+
 Abort = Callable[[socket.socket], None]
 
 
@@ -111,7 +126,9 @@ def test_client_reset(target: Target, abort: Abort) -> None:
     "ABORT-002", "a client that closes before reading its echo: the server's write fails, it carries on"
 )
 @pytest.mark.parametrize(
-    "abort", [close_with_echo_unread, half_close_then_close_unread], ids=["close", "half-close-then-close"]
+    "abort",
+    [close_with_echo_unread, half_close_then_close_unread, close_unread_after_server_saw_fin],
+    ids=["close", "half-close-then-close", "close-in-close-wait"],
 )
 def test_client_closes_before_reading_echo(target: Target, abort: Abort) -> None:
     """The server MUST survive EPIPE/ECONNRESET (and SIGPIPE) when writing an echo nobody will read."""

@@ -14,11 +14,11 @@ import random
 import time
 from contextlib import ExitStack
 
-from hypothesis import given, settings
+from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
-from conformance.harness.duplex import connect, exchange
-from conformance.harness.pressure import exchange_crowd, push_until_stalled, raise_fd_limit
+from conformance.harness.duplex import Outcome, connect, exchange
+from conformance.harness.pressure import exchange_crowd, push_until_stalled, raise_fd_limit, read_back
 from conformance.harness.scenarios import scenario
 from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target
@@ -42,12 +42,24 @@ def crowd_payloads(seed: int, count: int) -> list[bytes]:
     return [rng.randbytes(rng.randint(1, CROWD_MAX_PAYLOAD)) for _ in range(count)]
 
 
-def assert_each_echoed(payloads: list[bytes], target: Target, replay: str = "") -> None:
-    outcomes = exchange_crowd(target.address, payloads, timeout=60.0)
-    for index, (payload, outcome) in enumerate(zip(payloads, outcomes, strict=True)):
-        what = f"client {index} of {len(payloads)} connected at once to {target.name}"
-        assert_same_stream(payload, outcome.received, what=what, replay=replay)
-        assert outcome.eof, f"{what}: the server did not close its side after the client's half-close"
+def assert_each_echoed(payloads: list[bytes], outcomes: list[Outcome], what: str, replay: str = "") -> None:
+    """Every client got exactly its own bytes back, then EOF; the report counts those that did not."""
+    failed = [
+        index
+        for index, (payload, outcome) in enumerate(zip(payloads, outcomes, strict=True))
+        if outcome.received != payload or not outcome.eof
+    ]
+    if not failed:
+        return
+    # Show a client that received bytes it never sent (cross-talk) before one that got too few.
+    first = min(failed, key=lambda index: (payloads[index].startswith(outcomes[index].received), index))
+    outcome = outcomes[first]
+    client = (
+        f"client {first} of {len(payloads)} {what} ({len(failed)} clients failed; "
+        f"this one saw eof={outcome.eof}, reset={outcome.reset})"
+    )
+    assert_same_stream(payloads[first], outcome.received, what=client, replay=replay)
+    raise AssertionError(f"{client}: the server did not close its side after the client's half-close")
 
 
 @scenario("CONC-001", "5 interleaved clients, lock-step small chunks: no cross-talk, no waiting for EOF")
@@ -63,21 +75,27 @@ def test_interleaved_clients(target: Target, payloads: list[bytes], chunk_size: 
     none half-closes before all have their echo: a server that serves one client until its
     EOF cannot complete this, and one that mixes up connections fails the comparison.
     """
-    outcomes = exchange_crowd(target.address, payloads, chunk_size=chunk_size, window=chunk_size)
-    for index, (payload, outcome) in enumerate(zip(payloads, outcomes, strict=True)):
-        what = f"client {index} of 5 (chunks of {chunk_size} bytes) on {target.name}"
-        assert_same_stream(payload, outcome.received, what=what)
-        assert outcome.eof, f"{what}: the server did not close its side after the client's half-close"
+    outcomes = exchange_crowd(
+        target.address, payloads, chunk_size=chunk_size, window=chunk_size, timeout=60.0
+    )
+    assert_each_echoed(payloads, outcomes, f"interleaved in chunks of {chunk_size} bytes")
 
 
-@scenario("CONC-002", f"{CROWD} simultaneous clients, all connected before any finishes")
-@settings(max_examples=2)
+@scenario("CONC-002", f"{CROWD} simultaneous clients, all connected before any finishes", "SHOULD")
+# No shrinking: a smaller seed does not make a failing crowd any simpler, only slower to report.
+@settings(max_examples=2, phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_hundreds_of_simultaneous_clients(target: Target, seed: int) -> None:
-    """The server MUST serve 500 clients connected at the same time, each getting its own bytes back."""
+    """The server SHOULD serve 500 clients connected at the same time, each getting its own bytes back.
+
+    A SHOULD, not a MUST: a server may cap its connections on purpose (ncat's default
+    --max-conns is 100); CONC-001 is the MUST that catches one-client-at-a-time servers.
+    """
     raise_fd_limit(CROWD + 256)
+    payloads = crowd_payloads(seed, CROWD)
+    outcomes = exchange_crowd(target.address, payloads, timeout=60.0)
     assert_each_echoed(
-        crowd_payloads(seed, CROWD), target, replay=f"crowd_payloads(seed={seed}, count={CROWD})"
+        payloads, outcomes, "connected at once", replay=f"crowd_payloads(seed={seed}, count={CROWD})"
     )
 
 
@@ -91,7 +109,7 @@ def test_silent_clients_do_not_block_accept(target: Target) -> None:
     with ExitStack() as stack:
         silent = [stack.enter_context(connect(target.address, timeout=10.0)) for _ in range(SILENT_CLIENTS)]
         payload = seeded_payload(1024, seed=3)
-        outcome = exchange(target.address, payload, timeout=10.0)
+        outcome = exchange(target.address, payload, half_close=False, timeout=10.0)
         assert_same_stream(payload, outcome.received, what=f"a client after {SILENT_CLIENTS} silent ones")
         for index, sock in enumerate(silent):
             late = f"silent client {index} speaking at last".encode()
@@ -106,11 +124,12 @@ def test_stalled_client_does_not_delay_others(target: Target) -> None:
     That client's echo cannot be written, so a server that writes with blocking calls from
     one loop for all its connections freezes: every other client waits behind it.
     """
+    unread = seeded_payload(STALLED_PUSH, seed=4)
     with connect(target.address, timeout=10.0) as stalled:
-        push = push_until_stalled(stalled, seeded_payload(STALLED_PUSH, seed=4))
+        push = push_until_stalled(stalled, unread)
         payload = seeded_payload(1024, seed=5)
         started = time.monotonic()
-        outcome = exchange(target.address, payload, timeout=10.0)
+        outcome = exchange(target.address, payload, half_close=False, timeout=10.0)
         elapsed = time.monotonic() - started
         what = f"another client while one has {push.sent} bytes unread"
         assert_same_stream(payload, outcome.received, what=what)
@@ -118,6 +137,7 @@ def test_stalled_client_does_not_delay_others(target: Target) -> None:
             f"{what}: a 1 KiB echo took {elapsed:.2f} s (limit {FAST_ECHO_S} s); "
             f"the stalled client had pushed {push.sent} bytes (stalled={push.stalled})"
         )
+        read_back(stalled, unread, push, what="the stalled client")
 
 
 @scenario("CONC-005", "64 MiB full duplex on one connection: no deadlock")
@@ -128,8 +148,7 @@ def test_full_duplex_without_deadlock(target: Target) -> None:
     deadlocks against a client that does the same once the socket buffers are full.
     """
     payload = seeded_payload(FULL_DUPLEX, seed=64)
-    outcome = exchange(target.address, payload, chunk_sizes=[MiB], timeout=120.0)
+    outcome = exchange(target.address, payload, chunk_sizes=[MiB], half_close=False, timeout=60.0)
     assert_same_stream(
         payload, outcome.received, what="one 64 MiB connection", replay="seeded_payload(64 MiB, seed=64)"
     )
-    assert outcome.eof, "the server did not close its side after the client's half-close"

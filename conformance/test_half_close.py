@@ -15,21 +15,19 @@ import selectors
 import socket
 import time
 
-from hypothesis import Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.harness.duplex import Outcome, connect, exchange
-from conformance.harness.scenarios import scenario
-from conformance.harness.streams import assert_same_stream
+from conformance.harness.duplex import Outcome, connect, exchange, read_to_eof
+from conformance.harness.pressure import push_until_stalled
+from conformance.harness.scenarios import NO_SHRINK, scenario
+from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
-from conformance.test_payloads import seeded_payload
 
 KiB, MiB = 1 << 10, 1 << 20
 IDLE_S = 3.0
 EOF_TIMEOUT_S = 10.0
-SMALL_RCVBUF = 4 * KiB
-IN_FLIGHT_MAX = 48 * KiB  # fits the loopback buffers even if the client reads nothing
-READ_DELAY_S = 0.2
+PUSH_LIMIT = 32 * MiB  # a server that queues without bound has this much queued at the FIN
 
 payload_size = st.one_of(
     st.integers(min_value=0, max_value=64 * KiB),
@@ -48,7 +46,7 @@ def assert_echo_then_fin(target: Target, payload: bytes, outcome: Outcome, how: 
 @scenario("HALF-001", "after the client's half-close, everything comes back (up to 16 MiB), then FIN")
 # No shrinking: (size, seed) already replays a failure, and shrinking a server that never
 # closes would wait out the timeout hundreds of times.
-@settings(max_examples=6, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(max_examples=6, phases=NO_SHRINK)
 @given(size=payload_size, seed=st.integers(0, 2**32 - 1))
 def test_everything_then_eof(target: Target, size: int, seed: int) -> None:
     """After the client's shutdown(SHUT_WR) the server MUST send back every byte, then close, not reset."""
@@ -75,9 +73,12 @@ def test_idle_connection_still_echoes(target: Target) -> None:
         assert unsolicited == b"", (
             f"during {IDLE_S} s of silence the server sent {len(unsolicited)} bytes: {unsolicited[:64]!r}"
         )
-        outcome = exchange(target.address, second, sock=sock, timeout=EOF_TIMEOUT_S)
+        echo = exchange(target.address, second, half_close=False, sock=sock, timeout=EOF_TIMEOUT_S)
+        assert_same_stream(second, echo.received, what=f"the message after {IDLE_S} s idle")
+        # Nothing is in flight now: this half-close tests the end, not HALF-001's flushing.
+        outcome = exchange(target.address, b"", sock=sock, timeout=EOF_TIMEOUT_S)
     assert_echo_then_fin(
-        target, second, outcome, f"1000 bytes, echo, {IDLE_S} s idle, 1000 bytes, half-close"
+        target, b"", outcome, f"1000 bytes, echo, {IDLE_S} s idle, 1000 bytes, echo, half-close"
     )
 
 
@@ -90,72 +91,32 @@ def read_for(sock: socket.socket, duration: float) -> bytes:
         while (remaining := deadline - time.monotonic()) > 0:
             if not selector.select(remaining):
                 continue
+            idle_s = time.monotonic() - (deadline - duration)
             try:
                 chunk = sock.recv(64 * KiB)
             except ConnectionResetError:
-                raise AssertionError(
-                    f"the server reset an idle connection after {duration - remaining:.2f} s"
-                ) from None
-            assert chunk, f"the server closed an idle connection after {duration - remaining:.2f} s"
+                raise AssertionError(f"the server reset an idle connection after {idle_s:.2f} s") from None
+            assert chunk, f"the server closed an idle connection after {idle_s:.2f} s"
             received += chunk
     return bytes(received)
 
 
-@scenario("HALF-004", "a half-close while the whole echo is still in flight: all of it arrives")
-@settings(max_examples=5)
-@given(size=st.integers(min_value=1, max_value=IN_FLIGHT_MAX), seed=st.integers(0, 2**32 - 1))
-def test_half_close_with_echo_in_flight(target: Target, size: int, seed: int) -> None:
-    """The server MUST deliver an echo still queued when the client's FIN arrives before closing.
+@scenario("HALF-004", "a half-close while MiBs of echo are still queued in the server: all of it arrives")
+def test_half_close_with_echo_in_flight(target: Target) -> None:
+    """The server MUST deliver the echo still queued when the client's FIN arrives, then close.
 
-    The client has a small receive buffer, writes the whole payload, half-closes, and reads
-    nothing for a moment: the echo waits in the server (its send buffer, its own queue) when it
-    reads the EOF. A server that closes at EOF without flushing loses it or resets.
+    The client sends without reading until flow control stops it (or up to 32 MiB), so the
+    echo fills every buffer on the way back, the server's own queue included; then it
+    half-closes and only then reads. A server that closes at EOF without flushing its queue
+    loses the tail of the echo, or resets.
     """
-    payload = seeded_payload(size, seed)
-    how = (
-        f"seeded_payload({size}, seed={seed}) sent whole with SO_RCVBUF={SMALL_RCVBUF}, "
-        f"half-close, {READ_DELAY_S} s before the first read"
-    )
-    with small_window_connection(target) as sock:
-        sock.sendall(payload)
+    payload = seeded_payload(PUSH_LIMIT, seed=4)
+    with connect(target.address, timeout=EOF_TIMEOUT_S) as sock:
+        push = push_until_stalled(sock, payload, quiet_s=0.3, timeout=EOF_TIMEOUT_S)
         sock.shutdown(socket.SHUT_WR)
-        time.sleep(READ_DELAY_S)  # the scenario itself: the echo sits in the server meanwhile
-        outcome = read_to_eof(sock, EOF_TIMEOUT_S)
-    assert_echo_then_fin(target, payload, outcome, how)
-
-
-def small_window_connection(target: Target) -> socket.socket:
-    """A connection whose receive buffer is set small before connect() (so the window is small)."""
-    sock = socket.socket(target.address.family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_RCVBUF)
-    sock.settimeout(EOF_TIMEOUT_S)
-    try:
-        sock.connect((target.address.host, target.address.port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def read_to_eof(sock: socket.socket, timeout: float) -> Outcome:
-    """Read until EOF, a reset or the deadline (then ``eof`` is False).
-
-    Not ``exchange(b"", sock=sock)``: that would shut down the sending side a second time, which
-    fails with ENOTCONN once the server has closed.
-    """
-    started = time.monotonic()
-    deadline = started + timeout
-    received = bytearray()
-    eof = reset = False
-    while not eof and (remaining := deadline - time.monotonic()) > 0:
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(64 * KiB)
-        except TimeoutError:
-            break
-        except ConnectionResetError:
-            reset = True
-            break
-        eof = not chunk
-        received += chunk
-    return Outcome(bytes(received), eof, reset, time.monotonic() - started)
+        outcome = read_to_eof(sock, EOF_TIMEOUT_S + push.sent / MiB)
+    how = (
+        f"the first {push.sent} bytes of seeded_payload(32 MiB, seed=4) sent without reading "
+        f"(stalled={push.stalled}), then half-close, then read"
+    )
+    assert_echo_then_fin(target, payload[: push.sent], outcome, how)

@@ -7,31 +7,24 @@ sizes fall against its buffers.
 
 from __future__ import annotations
 
-import random
-import socket
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.harness.duplex import connect, exchange
-from conformance.harness.scenarios import scenario
-from conformance.harness.streams import assert_same_stream
+from conformance.harness.scenarios import NO_SHRINK, scenario
+from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 
 MiB = 1 << 20
 SILENCE_S = 0.3
 
 
-def seeded_payload(size: int, seed: int) -> bytes:
-    """Large payloads are drawn as (size, seed), never as huge Hypothesis binaries."""
-    return random.Random(seed).randbytes(size)
-
-
 def roundtrip(target: Target, payload: bytes, *, replay: str = "", timeout: float = 30.0) -> None:
-    outcome = exchange(target.address, payload, timeout=timeout)
+    """Send while reading until every byte is back. No half-close: what a server does after the
+    client's EOF is the HALF family's question, so a defect there is not reported here again."""
+    outcome = exchange(target.address, payload, half_close=False, timeout=timeout)
     assert_same_stream(payload, outcome.received, what=f"one connection to {target.name}", replay=replay)
-    assert outcome.eof, "the server did not close its side after the client's half-close"
     assert not outcome.reset, "the connection was reset"
 
 
@@ -75,12 +68,12 @@ def test_buffer_edge_sizes(target: Target, size: int) -> None:
 
 @scenario("ECHO-005", "large payloads (1, 4, 16 MiB) come back whole")
 @pytest.mark.parametrize("mib", [1, 4, 16])
-@settings(max_examples=3)
+@settings(max_examples=3, phases=NO_SHRINK)
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_large_payloads(target: Target, mib: int, seed: int) -> None:
     """The server MUST echo payloads far larger than any buffer, in order, without loss."""
     payload = seeded_payload(mib * MiB, seed)
-    roundtrip(target, payload, timeout=120.0, replay=f"seeded_payload({mib} MiB, seed={seed})")
+    roundtrip(target, payload, timeout=60.0, replay=f"seeded_payload({mib} MiB, seed={seed})")
 
 
 @scenario("ECHO-006", "many messages on one connection, each echoed before the next")
@@ -102,6 +95,3 @@ def test_no_unsolicited_bytes(target: Target) -> None:
         except TimeoutError:
             greeting = b""
         assert greeting == b"", f"the server sent {len(greeting)} bytes unprompted: {greeting[:64]!r}"
-        sock.settimeout(10.0)
-        sock.shutdown(socket.SHUT_WR)
-        assert sock.recv(1024) == b"", "after a half-close with nothing sent, the server must send nothing"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import selectors
 import socket
 import struct
+import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -28,10 +29,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from conformance.harness.duplex import connect
+from conformance.harness.duplex import connect, exchange
 from conformance.harness.scenarios import scenario
-from conformance.harness.servers import Address
-from conformance.harness.streams import assert_same_stream
+from conformance.harness.servers import Address, ServerProcess
+from conformance.harness.streams import assert_same_stream, describe_mismatch
 from conformance.harness.targets import Target
 
 KiB = 1 << 10
@@ -41,6 +42,8 @@ IO_TIMEOUT_S = 10.0  # any single socket operation
 READ_WAIT_S = 0.05  # how long "read some" waits for bytes to arrive
 MAX_PAUSE_S = 0.01
 READ_SIZE = 64 * KiB
+PROBE = b"?"  # echoed on a fresh connection to check that the server still serves
+PROBE_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -63,21 +66,21 @@ class Connection:
             selector.register(self.sock, selectors.EVENT_READ)
             while selector.select(max(0.0, deadline - time.monotonic())):
                 chunk = self.recv()
-                if not chunk:
+                if chunk == b"":
                     return True
-                self.received += chunk
+                self.received += chunk or b""
                 if time.monotonic() >= deadline:
                     break
         return False
 
-    def recv(self) -> bytes:
+    def recv(self) -> bytes | None:
+        """Some bytes, b"" at EOF, or None when nothing was there after all."""
         try:
             return self.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return None
         except ConnectionResetError:
-            raise AssertionError(
-                f"{self.name}: the server reset the connection "
-                f"(sent {len(self.sent)}, received {len(self.received)})"
-            ) from None
+            raise AssertionError(f"{self.name}: the server reset the connection ({self.progress})") from None
 
     def send(self, data: bytes) -> None:
         """Send all of ``data`` while reading the echo, so neither side's buffers can fill up."""
@@ -87,35 +90,102 @@ class Connection:
             selector.register(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
             while view:
                 remaining = deadline - time.monotonic()
-                assert remaining > 0, f"{self.name}: could not send {len(view)} bytes in {IO_TIMEOUT_S} s"
+                assert remaining > 0, (
+                    f"{self.name}: could not send {len(view)} more bytes in {IO_TIMEOUT_S} s"
+                )
                 for _, mask in selector.select(remaining):
                     if mask & selectors.EVENT_READ:
                         chunk = self.recv()
-                        assert chunk, f"{self.name}: the server closed while the client was still sending"
-                        self.received += chunk
+                        assert chunk != b"", f"{self.name}: the server closed while the client was sending"
+                        self.received += chunk or b""
                     if mask & selectors.EVENT_WRITE:
-                        sent = self.sock.send(view)
+                        sent = self.send_some(view)
                         self.sent += view[:sent]
                         view = view[sent:]
 
+    def send_some(self, view: memoryview) -> int:
+        try:
+            return self.sock.send(view)
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise AssertionError(f"{self.name}: sending failed with {exc!r} ({self.progress})") from None
 
-def echo_machine(address: Address) -> type[RuleBasedStateMachine]:
+    @property
+    def progress(self) -> str:
+        return f"sent {len(self.sent)} bytes, received {len(self.received)}"
+
+
+def probe(address: Address) -> str:
+    """Echo one byte on a fresh connection; what went wrong, or "" if it came back.
+
+    No half-close: the HALF family, and this machine's half_close rule, judge that.
+    """
+    try:
+        outcome = exchange(address, PROBE, half_close=False, timeout=PROBE_TIMEOUT_S)
+    except (OSError, AssertionError) as exc:
+        return f"a fresh connection failed: {exc!r}"
+    if outcome.received != PROBE or outcome.reset:
+        return f"a fresh connection sent {PROBE!r} and got {outcome.received!r}, reset={outcome.reset}"
+    return ""
+
+
+class MachineServer:
+    """The server the machine talks to.
+
+    When the suite can start the server, the test uses an instance of its own, started again
+    whenever it died or stopped echoing: every example, and every replay while Hypothesis
+    shrinks, then begins on a live server, so a server that crashes (on a reset, say) shrinks
+    to the steps that crash it, instead of failing every later example at connect(). Otherwise
+    (an address only) the machine talks to ``target.address``.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self._spec = target.spec if target.spec.can_launch else None
+        self._address = target.address
+        self._process: ServerProcess | None = None
+
+    def address(self) -> Address:
+        if self._spec is not None and (self._process is None or probe(self._address)):
+            self.stop()
+            self._process, self._address = self._spec.launch()
+        return self._address
+
+    def crash_report(self) -> str:
+        """How the server ended, if it has (waiting a moment: a crash takes effect asynchronously)."""
+        if self._process is None:
+            return ""
+        try:
+            code = self._process.process.wait(timeout=PROBE_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return ""
+        stderr = self._process.stderr_text()
+        return f"the server process exited with {code} during these steps; stderr:\n{stderr}"
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.stop()
+
+
+def echo_machine(server: MachineServer) -> type[RuleBasedStateMachine]:
     """The state machine class for one server (a class per test: ``target`` is a fixture)."""
 
     class EchoConnections(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
+            self.address = server.address()
             self.open: list[Connection] = []
             self.opened = 0
 
         def teardown(self) -> None:
             for connection in self.open:
-                connection.sock.close()
+                connection.sock.close()  # a reset, if its echo was not all read
+            self.assert_still_serving("after the machine closed all its connections")
 
         @precondition(lambda self: len(self.open) < MAX_OPEN and self.opened < MAX_OPENED)
         @rule()
         def open_connection(self) -> None:
-            sock = connect(address, timeout=IO_TIMEOUT_S)
+            sock = connect(self.address, timeout=IO_TIMEOUT_S)
             sock.setblocking(False)
             self.open.append(Connection(self.opened, sock))
             self.opened += 1
@@ -133,8 +203,7 @@ def echo_machine(address: Address) -> type[RuleBasedStateMachine]:
         def read_some(self, which: int) -> None:
             connection = self.pick(which)
             assert not connection.drain(READ_WAIT_S), (
-                f"{connection.name}: the server closed before the client half-closed "
-                f"(sent {len(connection.sent)}, received {len(connection.received)})"
+                f"{connection.name}: the server closed before the client half-closed ({connection.progress})"
             )
 
         @rule(seconds=st.floats(min_value=0.0, max_value=MAX_PAUSE_S))
@@ -152,7 +221,7 @@ def echo_machine(address: Address) -> type[RuleBasedStateMachine]:
                 bytes(connection.sent),
                 bytes(connection.received),
                 what=f"{connection.name}, read until EOF after its half-close",
-                replay="the steps Hypothesis printed above",
+                replay="the steps Hypothesis prints with this failure",
             )
             assert eof, f"{connection.name}: no EOF within {IO_TIMEOUT_S} s of the half-close"
 
@@ -162,14 +231,23 @@ def echo_machine(address: Address) -> type[RuleBasedStateMachine]:
             connection = self.pick(which)
             connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close(connection)
+            # Also the moment a server that crashes on a reset is caught, in the step that did it.
+            self.assert_still_serving(f"after {connection.name} was reset")
 
         @invariant()
         def received_is_a_prefix_of_sent(self) -> None:
             for connection in self.open:
-                assert connection.sent.startswith(connection.received), (
+                received = bytes(connection.received)
+                assert connection.sent.startswith(received), (
                     f"{connection.name} received bytes it did not send:\n"
-                    + describe_prefix_violation(connection)
+                    + describe_mismatch(
+                        bytes(connection.sent[: len(received)]), received, what=connection.name
+                    )
                 )
+
+        def assert_still_serving(self, when: str) -> None:
+            problem = probe(self.address)
+            assert not problem, f"the server stopped serving {when}: {problem}"
 
         def pick(self, which: int) -> Connection:
             return self.open[which % len(self.open)]
@@ -181,20 +259,19 @@ def echo_machine(address: Address) -> type[RuleBasedStateMachine]:
     return EchoConnections
 
 
-def describe_prefix_violation(connection: Connection) -> str:
-    received = bytes(connection.received)
-    try:
-        assert_same_stream(bytes(connection.sent[: len(received)]), received, what=connection.name)
-    except AssertionError as mismatch:
-        return str(mismatch)
-    return f"  sent {len(connection.sent)} bytes, received {len(received)}: more than was sent"
-
-
 @scenario("STATE-001", "open/send/read/pause/half-close/reset interleaved over several connections")
 def test_connection_state_machine(target: Target) -> None:
     """Each connection MUST receive a prefix of what it sent after every step, and, after its
     half-close, all of it and then EOF, whatever the other connections do (resets included)."""
-    # Hypothesis leaves this function unannotated; its signature is (factory, *, settings).
-    run_state_machine_as_test(  # type: ignore[no-untyped-call]
-        echo_machine(target.address), settings=settings(max_examples=10, stateful_step_count=30)
-    )
+    server = MachineServer(target)
+    try:
+        # Hypothesis leaves this function unannotated; its signature is (factory, *, settings).
+        run_state_machine_as_test(  # type: ignore[no-untyped-call]
+            echo_machine(server), settings=settings(max_examples=10, stateful_step_count=30)
+        )
+    except (AssertionError, OSError) as failure:
+        if crash := server.crash_report():
+            raise AssertionError(f"{failure}\n{crash}") from failure
+        raise
+    finally:
+        server.stop()

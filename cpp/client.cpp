@@ -27,13 +27,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX (SIGPIPE), not C's <csignal>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -76,8 +77,8 @@ struct Mismatch : std::runtime_error {
 };
 
 std::string errno_text(int err) {
-    char buf[128];
-    return strerror_r(err, buf, sizeof buf);  // GNU variant, thread-safe
+    std::array<char, 128> buf{};
+    return strerror_r(err, buf.data(), buf.size());  // GNU variant, thread-safe
 }
 
 // Error text names the failing call: "connect 127.0.0.1:5052: Connection refused".
@@ -275,14 +276,14 @@ struct Endpoint {
 
 // "127.0.0.1:5052" or "[::1]:5052".
 std::string format_endpoint(const Endpoint& ep) {
-    char host[NI_MAXHOST];
-    char serv[NI_MAXSERV];
-    if (getnameinfo(ep.sa(), ep.len, host, sizeof host, serv, sizeof serv,
+    std::array<char, NI_MAXHOST> host{};
+    std::array<char, NI_MAXSERV> serv{};
+    if (getnameinfo(ep.sa(), ep.len, host.data(), host.size(), serv.data(), serv.size(),
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         return "?";
     }
     const bool v6 = ep.family() == AF_INET6;
-    return (v6 ? "[" : "") + std::string(host) + (v6 ? "]:" : ":") + serv;
+    return (v6 ? "[" : "") + std::string(host.data()) + (v6 ? "]:" : ":") + serv.data();
 }
 
 // A name like "localhost" may map to several addresses (::1 and 127.0.0.1);
@@ -403,9 +404,9 @@ std::string python_bytes_repr(std::string_view data) {
         } else if (ch == '\t') {
             out += "\\t";
         } else if (byte < 0x20 || byte >= 0x7f) {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "\\x%02x", byte);
-            out += hex;
+            std::array<char, 8> hex{};
+            std::snprintf(hex.data(), hex.size(), "\\x%02x", byte);
+            out += hex.data();
         } else {
             out += ch;
         }
@@ -532,11 +533,11 @@ uint64_t round_trip(int fd, const char* msg, char* back, size_t size, int timeou
 void verify_echo(const char* sent, const char* back, size_t size, uint64_t trip) {
     if (std::memcmp(sent, back, size) == 0) return;
     const auto offset = static_cast<size_t>(std::mismatch(sent, sent + size, back).first - sent);
-    char detail[64];
-    std::snprintf(detail, sizeof detail, "sent 0x%02x, received 0x%02x",
+    std::array<char, 64> detail{};
+    std::snprintf(detail.data(), detail.size(), "sent 0x%02x, received 0x%02x",
                   static_cast<unsigned char>(sent[offset]), static_cast<unsigned char>(back[offset]));
     throw Mismatch("echo mismatch in round trip " + std::to_string(trip + 1) +
-                   " at offset " + std::to_string(offset) + ": " + detail);
+                   " at offset " + std::to_string(offset) + ": " + detail.data());
 }
 
 int timeout_ms(const Options& o) { return static_cast<int>(std::ceil(o.timeout_s * 1000)); }
@@ -641,11 +642,11 @@ std::vector<Fd> connect_all(const Endpoint& ep, size_t n, int timeout_ms, ErrorC
         }
     }
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
-    epoll_event events[kMaxEvents];
+    std::array<epoll_event, kMaxEvents> events{};
     while (waiting > 0 && Clock::now() < deadline) {
         const auto left =
             std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-        const int got = ::epoll_wait(poller.get(), events, kMaxEvents, static_cast<int>(left));
+        const int got = ::epoll_wait(poller.get(), events.data(), kMaxEvents, static_cast<int>(left));
         for (int i = 0; i < got; ++i) {
             Fd& fd = connecting[events[i].data.u64];
             --waiting;
@@ -669,7 +670,7 @@ public:
     LoadWorker(std::vector<Fd> sockets, const std::vector<char>& pool, size_t size,
                int timeout_ms)
         : pool_(pool), size_(size), timeout_(std::chrono::milliseconds(timeout_ms)),
-          scratch_(std::min<size_t>(size, 64 * 1024)) {
+          scratch_(std::min<size_t>(size, size_t{64} * 1024)) {
         conns_.reserve(sockets.size());
         for (auto& fd : sockets) {
             conns_.emplace_back();
@@ -715,7 +716,7 @@ private:
         live_ = conns_.size();
         for (Conn& c : conns_) begin(c, Clock::now());
 
-        epoll_event events[kMaxEvents];
+        std::array<epoll_event, kMaxEvents> events{};
         auto next_scan = Clock::now() + kStallScanEvery;
         // Stop at the deadline, or early if every connection has failed.
         for (auto now = Clock::now(); now < until_ && live_ > 0; now = Clock::now()) {
@@ -725,7 +726,7 @@ private:
             }
             const auto wait = std::chrono::ceil<std::chrono::milliseconds>(
                 std::min(until_, next_scan) - now);
-            const int n = ::epoll_wait(poller_.get(), events, kMaxEvents,
+            const int n = ::epoll_wait(poller_.get(), events.data(), kMaxEvents,
                                        static_cast<int>(wait.count()));
             if (n < 0 && errno != EINTR) throw sys_error("epoll_wait", "(load)", errno);
             for (int i = 0; i < n; ++i) handle(conns_[events[i].data.u64], events[i].events);
@@ -845,6 +846,7 @@ std::vector<std::unique_ptr<LoadWorker>> make_workers(std::vector<Fd> sockets, u
     std::vector<std::vector<Fd>> shares(n);
     for (size_t i = 0; i < sockets.size(); ++i) shares[i % n].push_back(std::move(sockets[i]));
     std::vector<std::unique_ptr<LoadWorker>> workers;
+    workers.reserve(shares.size());
     for (auto& share : shares) {
         workers.push_back(
             std::make_unique<LoadWorker>(std::move(share), pool, o.size, timeout_ms(o)));

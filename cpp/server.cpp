@@ -38,13 +38,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX (sigset_t, sigwait), not C's <csignal>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -81,8 +82,8 @@ struct Fatal : std::runtime_error {
 // strerror() may share a static buffer between threads; the GNU strerror_r
 // returns a pointer to the message and is safe to call from every loop.
 std::string errno_text(int err) {
-    char buf[128];
-    return strerror_r(err, buf, sizeof buf);
+    std::array<char, 128> buf{};
+    return strerror_r(err, buf.data(), buf.size());
 }
 
 // Error text always names the failing system call: "bind 127.0.0.1:5052: ...".
@@ -133,9 +134,9 @@ private:
 struct Config {
     std::string host = "127.0.0.1";
     uint16_t port = 5052;
-    size_t buffer_size = 64 * 1024;
+    size_t buffer_size = size_t{64} * 1024;
     unsigned threads = 1;
-    size_t max_pending = 1024 * 1024;
+    size_t max_pending = size_t{1024} * 1024;
     bool verbose = false;
     bool help = false;
 };
@@ -256,14 +257,14 @@ Endpoint resolve_listen_address(const std::string& host, uint16_t port) {
 // "127.0.0.1:5052" or "[::1]:5052" - brackets keep the IPv6 colons apart
 // from the port colon.
 std::string format_endpoint(const sockaddr* sa, socklen_t len) {
-    char host[NI_MAXHOST];
-    char serv[NI_MAXSERV];
-    if (getnameinfo(sa, len, host, sizeof host, serv, sizeof serv,
+    std::array<char, NI_MAXHOST> host{};
+    std::array<char, NI_MAXSERV> serv{};
+    if (getnameinfo(sa, len, host.data(), host.size(), serv.data(), serv.size(),
                     NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
         return "?";
     }
     const bool v6 = sa->sa_family == AF_INET6;
-    return (v6 ? "[" : "") + std::string(host) + (v6 ? "]:" : ":") + serv;
+    return (v6 ? "[" : "") + std::string(host.data()) + (v6 ? "]:" : ":") + serv.data();
 }
 
 std::string format_endpoint(const Endpoint& ep) { return format_endpoint(ep.sa(), ep.len); }
@@ -416,9 +417,9 @@ public:
     // Runs until the stop eventfd becomes readable. Throws only on errors
     // that leave the loop unusable (epoll itself failing).
     void run() {
-        epoll_event events[kMaxEvents];
+        std::array<epoll_event, kMaxEvents> events{};
         for (;;) {
-            const int n = ::epoll_wait(epoll_.get(), events, kMaxEvents, wait_timeout_ms());
+            const int n = ::epoll_wait(epoll_.get(), events.data(), kMaxEvents, wait_timeout_ms());
             if (n < 0 && errno != EINTR) throw sys_error("epoll_wait", "(event loop)");
             for (int i = 0; i < n; ++i) {
                 const int fd = events[i].data.fd;

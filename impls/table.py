@@ -3,10 +3,16 @@
 Conformance and benchmarks both read this table; adding an implementation is adding one row.
 A row's command line is a template: ``{python}``, ``{root}``, ``{host}`` and ``{port}`` are
 filled in by the harness (``{port}`` is 0 unless a scenario needs a specific port).
+
+``IMPLEMENTATIONS`` is the default selection (``pytest conformance``, the benchmarks, the CLI
+tests); ``ALL_IMPLEMENTATIONS`` adds the rows that run only when named with ``--impl``: the
+C++ server built with sanitizers, which are too slow for every run and are CI's job
+(``tox -e sanitizers``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -14,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CPP_BUILD = ROOT / "cpp" / "build"
+CPP_ASAN_BUILD = ROOT / "cpp" / "build-asan"  # AddressSanitizer + UndefinedBehaviorSanitizer
+CPP_TSAN_BUILD = ROOT / "cpp" / "build-tsan"  # ThreadSanitizer
 
 # Capabilities a row can declare; scenarios that need one skip rows (or external servers)
 # without it, and say so.
@@ -26,6 +34,18 @@ PLACEHOLDER = re.compile(r"\{(python|root|host|port)\}")
 
 STANDARD = frozenset({ANNOUNCES, IPV6, GRACEFUL_EXIT})
 
+# A sanitizer finding stops the server at once (halt_on_error) with this exit status, so the
+# test that provoked it fails there and then (the server died) with the report as its stderr.
+# Leaks surface at exit, after SIGTERM, as the same status. ASan's quarantine of freed memory
+# is capped (default 256 MiB) so that it does not read as RSS growth to the memory scenarios.
+SANITIZER_EXIT_CODE = 23
+_HALT = f"halt_on_error=1:exitcode={SANITIZER_EXIT_CODE}"
+ASAN_ENVIRONMENT = (
+    ("ASAN_OPTIONS", f"{_HALT}:abort_on_error=0:detect_leaks=1:quarantine_size_mb=16"),
+    ("UBSAN_OPTIONS", f"{_HALT}:print_stacktrace=1"),
+)
+TSAN_ENVIRONMENT = (("TSAN_OPTIONS", f"{_HALT}:second_deadlock_stack=1"),)
+
 
 @dataclass(frozen=True)
 class Implementation:
@@ -35,6 +55,8 @@ class Implementation:
     command: tuple[str, ...]
     capabilities: frozenset[str]
     summary: str
+    default: bool = True  # in the default selection; False: runs only when named with --impl
+    environment: tuple[tuple[str, str], ...] = ()  # variables added to the server's environment
 
     def argv(self, host: str = "127.0.0.1", port: int = 0) -> list[str]:
         """The command line with its placeholders filled in."""
@@ -44,12 +66,20 @@ class Implementation:
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
 
+    def env(self) -> dict[str, str] | None:
+        """The server's whole environment: ours plus the row's variables (None: just ours)."""
+        return {**os.environ, **dict(self.environment)} if self.environment else None
+
+
+def _cpp_server(build_dir: Path, *extra: str) -> tuple[str, ...]:
+    return (str(build_dir / "server"), "--host", "{host}", "--port", "{port}", *extra)
+
 
 def _python_module(module: str, *extra: str) -> tuple[str, ...]:
     return ("{python}", "-m", module, "--host", "{host}", "--port", "{port}", *extra)
 
 
-IMPLEMENTATIONS: tuple[Implementation, ...] = (
+ALL_IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         name="threaded",
         command=_python_module("impls.threaded"),
@@ -70,10 +100,27 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = (
     ),
     Implementation(
         name="cpp",
-        command=(str(CPP_BUILD / "server"), "--host", "{host}", "--port", "{port}"),
+        command=_cpp_server(CPP_BUILD),
         capabilities=STANDARD | {NEEDS_CPP_BUILD},
         summary="C++17 non-blocking epoll loop, bounded pending output per connection",
     ),
+    Implementation(
+        name="cpp-asan",
+        command=_cpp_server(CPP_ASAN_BUILD),
+        capabilities=STANDARD | {NEEDS_CPP_BUILD},
+        summary="the C++ server under AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer",
+        default=False,
+        environment=ASAN_ENVIRONMENT,
+    ),
+    Implementation(
+        name="cpp-tsan",
+        command=_cpp_server(CPP_TSAN_BUILD, "--threads", "4"),
+        capabilities=STANDARD | {NEEDS_CPP_BUILD},
+        summary="the C++ server with 4 event-loop threads under ThreadSanitizer",
+        default=False,
+        environment=TSAN_ENVIRONMENT,
+    ),
 )
+IMPLEMENTATIONS = tuple(impl for impl in ALL_IMPLEMENTATIONS if impl.default)
 
-BY_NAME = {impl.name: impl for impl in IMPLEMENTATIONS}
+BY_NAME = {impl.name: impl for impl in ALL_IMPLEMENTATIONS}

@@ -2,6 +2,7 @@
 
 pytest-xdist workers all reach for ``cpp/build/server`` at the same moment; the lock makes
 one of them build while the others wait, and the staleness check makes the rest no-ops.
+Each variant (release, ASan+UBSan, TSan) has a build directory, a lock and a check of its own.
 """
 
 from __future__ import annotations
@@ -11,11 +12,19 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from impls.table import CPP_BUILD, ROOT
+from impls.table import CPP_ASAN_BUILD, CPP_BUILD, CPP_TSAN_BUILD, ROOT
 
 CPP_SOURCE_DIR = ROOT / "cpp"
 BINARIES = ("server", "client")
 BUILD_TIMEOUT_S = 600
+
+# The CMake options of each variant, by build directory. Sanitized builds keep -O2 and add
+# debug info (RelWithDebInfo), so their reports name files and lines.
+VARIANTS: dict[Path, tuple[str, ...]] = {
+    CPP_BUILD: ("-DCMAKE_BUILD_TYPE=Release",),
+    CPP_ASAN_BUILD: ("-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DECHO_SANITIZE=address,undefined"),
+    CPP_TSAN_BUILD: ("-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DECHO_SANITIZE=thread"),
+}
 
 
 class BuildError(RuntimeError):
@@ -26,10 +35,10 @@ def _sources() -> list[Path]:
     return [*CPP_SOURCE_DIR.glob("*.cpp"), CPP_SOURCE_DIR / "CMakeLists.txt"]
 
 
-def _is_stale() -> bool:
+def _is_stale(build_dir: Path) -> bool:
     newest_source = max(path.stat().st_mtime for path in _sources())
     for name in BINARIES:
-        binary = CPP_BUILD / name
+        binary = build_dir / name
         if not binary.exists() or binary.stat().st_mtime < newest_source:
             return True
     return False
@@ -53,11 +62,15 @@ def _run(argv: list[str]) -> None:
         )
 
 
-def ensure_cpp_built() -> Path:
-    """Return the build directory, building first if a binary is missing or stale."""
-    CPP_BUILD.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(CPP_BUILD / ".build.lock"), timeout=BUILD_TIMEOUT_S):
-        if _is_stale():
-            _run(["cmake", "-S", "cpp", "-B", str(CPP_BUILD), "-DCMAKE_BUILD_TYPE=Release"])
-            _run(["cmake", "--build", str(CPP_BUILD), "-j2"])
-    return CPP_BUILD
+def ensure_cpp_built(build_dir: Path = CPP_BUILD) -> Path:
+    """Return the build directory of a variant (a key of VARIANTS: the directory a row's
+    binary lives in), building first if a binary is missing or stale."""
+    if build_dir not in VARIANTS:
+        known = ", ".join(map(str, VARIANTS))
+        raise BuildError(f"no C++ build variant builds into {build_dir}; known: {known}")
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(build_dir / ".build.lock"), timeout=BUILD_TIMEOUT_S):
+        if _is_stale(build_dir):
+            _run(["cmake", "-S", "cpp", "-B", str(build_dir), *VARIANTS[build_dir]])
+            _run(["cmake", "--build", str(build_dir), "-j2"])
+    return build_dir

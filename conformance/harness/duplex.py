@@ -145,3 +145,27 @@ def _run(
                     reset = True
     sock.settimeout(timeout)
     return Outcome(bytes(received), eof, reset, time.monotonic() - started)
+
+
+def read_to_eof(sock: socket.socket, timeout: float) -> Outcome:
+    """Read until EOF, a reset or the deadline (then ``eof`` is False).
+
+    Not ``exchange(b"", sock=sock)``: that would shut down the sending side a second time, which
+    fails with ENOTCONN once the server has closed.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    received = bytearray()
+    eof = reset = False
+    while not eof and (remaining := deadline - time.monotonic()) > 0:
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(DEFAULT_READ_SIZE)
+        except TimeoutError:
+            break
+        except ConnectionResetError:
+            reset = True
+            break
+        eof = not chunk
+        received += chunk
+    return Outcome(bytes(received), eof, reset, time.monotonic() - started)

@@ -25,22 +25,20 @@ import selectors
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
 from conformance.harness.servers import Address
 
 IO_TIMEOUT_S = 30.0  # any single socket operation through the proxy
-JOIN_TIMEOUT_S = 5.0  # how long stopping the proxy may wait for each of its threads
+GRACE_S = 2.0  # how long stopping the proxy lets open connections finish on their own
+JOIN_TIMEOUT_S = 5.0  # how long stopping the proxy then waits for each of its threads
 READ_SIZE = 65536
 CHUNK_CEILINGS = (8, 512, 8192)  # a chunk is 1..ceiling bytes, the ceiling drawn per chunk
-DELAY_PROBABILITY = 0.1  # share of chunks followed by a delay
-MAX_DELAY_S = 0.002
+DELAY_PROBABILITY = 0.25  # share of chunks followed by a delay
+MAX_DELAY_S = 0.005
 MAX_TOTAL_DELAY_S = 0.25  # per connection and direction
-
-
-class _Stopping(Exception):
-    """The proxy is shutting down in the middle of a transfer."""
 
 
 @dataclass
@@ -130,18 +128,22 @@ class FragmentingProxy:
         return f"FragmentingProxy(seed={self.seed}); proxy-side problems: {problems}"
 
     def stop(self) -> None:
+        """Stop accepting; let open connections finish (bounded), then cut what is left."""
         self._stopping.set()
         self._wake_writer.send(b"x")
         self._acceptor.join(JOIN_TIMEOUT_S)
         with self._lock:
             links = list(self._links)
-        for link in links:
-            for sock in (link.client, link.server):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        grace_ends = time.monotonic() + GRACE_S
         for link in links:
             for thread in link.threads:
-                thread.join(JOIN_TIMEOUT_S)
+                thread.join(max(0.0, grace_ends - time.monotonic()))
+        for link in links:
+            if any(thread.is_alive() for thread in link.threads):
+                self.errors.append(f"connection {link.number}: still open {GRACE_S} s after the test; reset")
+                link.abort()
+                for thread in link.threads:
+                    thread.join(JOIN_TIMEOUT_S)
         for sock in (self._listener, self._wake_reader, self._wake_writer):
             sock.close()
 
@@ -195,8 +197,8 @@ class FragmentingProxy:
             self._forward(source, sink, slicer)
             if not link.aborted:  # an abort wakes this pump with a fake EOF: no FIN before the RST
                 sink.shutdown(socket.SHUT_WR)
-        except (OSError, _Stopping) as exc:
-            if not (link.aborted or self._stopping.is_set()):
+        except OSError as exc:
+            if not link.aborted:
                 self.errors.append(f"connection {link.number} {direction}: {exc!r}; resetting both sides")
             link.abort()
 
@@ -204,5 +206,5 @@ class FragmentingProxy:
         while data := source.recv(READ_SIZE):
             for piece in slicer.cut(data):
                 sink.sendall(piece)
-                if (delay := slicer.next_delay()) and self._stopping.wait(delay):
-                    raise _Stopping
+                if delay := slicer.next_delay():
+                    time.sleep(delay)  # the fragmenting itself: bounded per chunk and per connection

@@ -210,9 +210,12 @@ class ServerProcess:
             os.killpg(self.process.pid, signum)
 
 
-def start_announcing(argv: list[str], timeout: float = STARTUP_TIMEOUT_S) -> tuple[ServerProcess, Address]:
-    """Start a server that announces its address; return it once it has."""
-    server = ServerProcess(argv)
+def start_announcing(
+    argv: list[str], timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None
+) -> tuple[ServerProcess, Address]:
+    """Start a server that announces its address (in environment ``env``, None: ours); return
+    it once it has."""
+    server = ServerProcess(argv, env=env)
     announced = server.wait_for_announce(timeout)
     return server, Address(connectable_host(announced.host), announced.port)
 

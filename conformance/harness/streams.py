@@ -6,7 +6,15 @@ offset, a hexdump window around it, which connection, and how to replay it.
 
 from __future__ import annotations
 
+import random
+
 WINDOW = 32  # bytes of context shown on each side of the first difference
+
+
+def seeded_payload(size: int, seed: int) -> bytes:
+    """Large payloads are drawn as (size, seed), never as huge Hypothesis binaries: the pair is
+    all a failure report needs to replay them."""
+    return random.Random(seed).randbytes(size)
 
 
 def first_difference(expected: bytes, actual: bytes) -> int | None:

@@ -7,21 +7,26 @@ that need their own (restart on the same port, SIGTERM with connections open, ..
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from conformance.harness.build import ensure_cpp_built
+from conformance.harness.sanitizers import sanitizer_report
 from conformance.harness.servers import (
     STARTUP_TIMEOUT_S,
     Address,
     ServerProcess,
+    connectable_host,
     start_announcing,
     start_command,
 )
-from impls.table import NEEDS_CPP_BUILD, Implementation
+from impls.table import ANNOUNCES, NEEDS_CPP_BUILD, STANDARD, Implementation
 
 EXTERNAL = "external"
+WHOLE_STDERR = 1 << 20  # where a sanitizer report is looked for: all the stderr kept
 
 
 @dataclass(frozen=True)
@@ -34,21 +39,37 @@ class TargetSpec:
     address: Address | None = None
     host: str = "127.0.0.1"
     startup_timeout: float = STARTUP_TIMEOUT_S
+    # What an external command declares it can do (--server-capabilities); rows declare their own.
+    capabilities: frozenset[str] = frozenset()
 
     def has(self, capability: str) -> bool:
-        """External servers are assumed to have no optional capability."""
-        return self.implementation is not None and self.implementation.has(capability)
+        """External servers have only the capabilities declared for them (none by default)."""
+        if self.implementation is not None:
+            return self.implementation.has(capability)
+        return capability in self.capabilities
 
     def launch(self, host: str | None = None, port: int = 0) -> tuple[ServerProcess, Address]:
         """Start a fresh server process and wait until it is ready."""
         host = host or self.host
         if self.implementation is not None:
             if self.implementation.has(NEEDS_CPP_BUILD):
-                ensure_cpp_built()
-            return start_announcing(self.implementation.argv(host, port), self.startup_timeout)
+                ensure_cpp_built(Path(self.implementation.command[0]).parent)  # the variant it runs
+            argv = self.implementation.argv(host, port)
+            return start_announcing(argv, self.startup_timeout, env=self.implementation.env())
+        if self.command is not None and self.has(ANNOUNCES):
+            return self._start_announcing_command(host, port)
         if self.command is not None:
             return start_command(self.command, host, self.startup_timeout)
         raise RuntimeError(f"{self.name}: the suite cannot start a server given only an address")
+
+    def _start_announcing_command(self, host: str, port: int) -> tuple[ServerProcess, Address]:
+        """A command declared to announce is trusted like a row: its announce line means ready."""
+        assert self.command is not None
+        command = self.command.replace("{port}", str(port)).replace("{host}", host)
+        # exec: the shell becomes the server, so its pid is the server's (for /proc checks).
+        server = ServerProcess([f"exec {command}"], shell=True)  # noqa: S604 - --server-cmd is a shell command by design
+        announced = server.wait_for_announce(self.startup_timeout)
+        return server, Address(connectable_host(announced.host), announced.port)
 
     @property
     def can_launch(self) -> bool:
@@ -74,20 +95,41 @@ class Target:
             pytest.skip("needs the server's process: the suite did not start it (--server-addr)")
         return self.server.pid
 
+    def death(self) -> str | None:
+        """If the server the suite started has exited, say how; None while it runs."""
+        if self.server is None or (code := self.server.process.poll()) is None:
+            return None
+        self.server.stop()  # collects its stderr and closes our ends of its pipes
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+        stderr = sanitizer_report(self.server.stderr_text(limit=WHOLE_STDERR)) or self.server.stderr_text()
+        return f"{self.name}: the server process {how} during this test\n  stderr:\n{stderr}"
+
+    def restart(self) -> None:
+        """Start a fresh instance so later scenarios get a verdict of their own."""
+        self.server, self.address = self.spec.launch()
+
     def require(self, capability: str) -> None:
         """Skip the calling test, with the reason, unless the target has the capability."""
         if not self.spec.has(capability):
             what = (
-                "external servers are not assumed"
+                "external servers are not assumed to have it (declare it with --server-capabilities)"
                 if self.spec.implementation is None
                 else "this row does not declare it"
             )
-            pytest.skip(f"needs capability {capability!r}: {what} to have it")
+            pytest.skip(f"needs capability {capability!r}: {what}")
 
     def require_launch(self) -> None:
         """Skip the calling test unless the suite can start fresh instances of this server."""
         if not self.spec.can_launch:
             pytest.skip("needs to start the server itself: only an address was given (--server-addr)")
+
+
+def parse_capabilities(values: list[str]) -> frozenset[str]:
+    """``--server-capabilities`` values (repeatable, comma lists) as a set; unknown names are errors."""
+    declared = frozenset(name.strip() for value in values for name in value.split(",") if name.strip())
+    if unknown := declared - STANDARD:
+        raise ValueError(f"unknown capabilities {sorted(unknown)}; known: {', '.join(sorted(STANDARD))}")
+    return declared
 
 
 def open_target(spec: TargetSpec) -> Target:
@@ -102,6 +144,9 @@ def close_target(target: Target) -> str | None:
     if target.server is None:
         return None
     code, elapsed = target.server.stop()
+    report = sanitizer_report(target.server.stderr_text(limit=WHOLE_STDERR))
+    if target.spec.implementation is not None and report:
+        return f"{target.name}: a sanitizer reported in the server's stderr (exit status {code}):\n{report}"
     if target.spec.implementation is not None and code != 0:
         return (
             f"{target.name}: server exited with {code} after SIGTERM (expected 0) "

@@ -1,0 +1,215 @@
+"""Shared by the CONC/FLOW/LEAK evidence scripts: a server command, a client, and a look inside.
+
+Each function is bounded in time. ``descendants`` reads /proc, so the scripts run on Linux.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import selectors
+import shlex
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+TIMEOUT_S = 10.0
+MiB = 1 << 20
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running(command: str) -> Iterator[tuple[int, int]]:
+    """Start ``command`` ({port} filled in) in its own process group; yield (pid, port)."""
+    port = free_port()
+    argv = shlex.split(command.replace("{port}", str(port)))
+    server = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_accepting(port)
+        yield server.pid, port
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=TIMEOUT_S)
+
+
+def wait_until_accepting(port: int) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            time.sleep(0.02)  # a readiness probe: ends at the first accepted connection
+    raise SystemExit(f"the server did not accept on port {port} within {TIMEOUT_S} s")
+
+
+@dataclass(frozen=True)
+class Transfer:
+    sent: int
+    received: int
+    stalled: bool  # nothing moved either way for the stall period before everything came back
+
+
+def duplex(
+    sock: socket.socket,
+    payload: bytes,
+    *,
+    already_sent: int = 0,
+    read_size: int = 1 << 16,
+    stall_s: float = 5.0,
+) -> Transfer:
+    """Send ``payload[already_sent:]`` while reading, until the whole echo is back or nothing moves."""
+    view = memoryview(payload)
+    sent, received = already_sent, 0
+    sock.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        while received < len(payload):
+            if sent >= len(payload):
+                selector.modify(sock, selectors.EVENT_READ)
+            events = selector.select(stall_s)
+            if not events:
+                return Transfer(sent, received, stalled=True)
+            for _, mask in events:
+                if mask & selectors.EVENT_READ:
+                    chunk = sock.recv(read_size)
+                    if not chunk:
+                        return Transfer(sent, received, stalled=False)
+                    received += len(chunk)
+                if mask & selectors.EVENT_WRITE and sent < len(payload):
+                    sent += sock.send(view[sent : sent + (1 << 20)])
+    return Transfer(sent, received, stalled=False)
+
+
+def push_until_stalled(sock: socket.socket, payload: bytes, quiet_s: float = 0.5) -> int:
+    """Send without reading until the socket stays unwritable for ``quiet_s``; return bytes sent."""
+    view = memoryview(payload)
+    sent = 0
+    sock.setblocking(False)
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_WRITE)
+        while sent < len(payload) and selector.select(quiet_s):
+            sent += sock.send(view[sent : sent + (1 << 18)])
+    return sent
+
+
+def payload(size: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def first_hang(command: str, attempts: int, size: int, read_size: int) -> str | None:
+    """Run up to ``attempts`` full-duplex transfers on fresh connections; describe the first hang."""
+    data = payload(size)
+    with running(command) as (pid, port):
+        for attempt in range(1, attempts + 1):
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as sock:
+                transfer = duplex(sock, data, read_size=read_size)
+                if transfer.stalled:
+                    where = "\n".join(f"    {stuck}" for stuck in descendants(pid))
+                    return (
+                        f"transfer {attempt}: sent {transfer.sent}, received {transfer.received} of "
+                        f"{size} bytes, then nothing for 5 s; the server's processes:\n{where}"
+                    )
+    return None
+
+
+def stalled_clients(command: str, clients: int, exit_wait_s: float) -> tuple[int, list[Stuck]]:
+    """Clients that push until stalled, read back, and close; return (how many got their echo
+    back, the server's processes still there ``exit_wait_s`` after the last one closed)."""
+    echoed = 0
+    with running(command) as (pid, port):
+        for seed in range(clients):
+            data = payload(16 * MiB, seed)
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as sock:
+                pushed = push_until_stalled(sock, data)
+                echoed += not duplex(sock, data[:pushed], already_sent=pushed, stall_s=2.0).stalled
+        deadline = time.monotonic() + exit_wait_s
+        while (left := descendants(pid)) and time.monotonic() < deadline:
+            time.sleep(0.1)  # polls for the children to exit, bounded by exit_wait_s
+        return echoed, left
+
+
+@dataclass(frozen=True)
+class Stuck:
+    pid: int
+    name: str
+    wchan: str  # the kernel function it sleeps in, e.g. anon_pipe_write
+    blocked_in: str  # the system call it sleeps in, when it is a read or a write
+
+    def __str__(self) -> str:
+        where = f"pid {self.pid} ({self.name}) sleeps in {self.wchan}"
+        return f"{where}: {self.blocked_in}" if self.blocked_in else where
+
+
+def descendants(pid: int) -> list[Stuck]:
+    """The processes below ``pid``, with where each one sleeps."""
+    found: list[Stuck] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        for child in _children(parent):
+            found.append(_describe(child))
+            pending.append(child)
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as listing:
+                children += [int(child) for child in listing.read().split()]
+        except FileNotFoundError:
+            continue
+    return children
+
+
+SYSCALLS = {"0": "read", "1": "write"}  # x86-64 numbers
+
+
+def _describe(pid: int) -> Stuck:
+    def read(name: str) -> str:
+        try:
+            with open(f"/proc/{pid}/{name}") as source:
+                return source.read().strip()
+        except OSError:
+            return "?"
+
+    number, *arguments = read("syscall").split() or ["?"]
+    blocked_in = ""
+    if number in SYSCALLS and len(arguments) >= 3:
+        fd, count = int(arguments[0], 16), int(arguments[2], 16)
+        blocked_in = f"{SYSCALLS[number]}(fd {fd} = {_fd_target(pid, fd)}, {count} bytes)"
+        if (also := _other_fds(pid, fd)) is not None:
+            blocked_in += f"; the same process holds {also}"
+    return Stuck(pid, read("comm"), read("wchan"), blocked_in)
+
+
+def _fd_target(pid: int, fd: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return "?"
+
+
+def _other_fds(pid: int, fd: int) -> str | None:
+    """Other descriptors of ``pid`` open on the same pipe as ``fd`` (e.g. its read end)."""
+    target = _fd_target(pid, fd)
+    if not target.startswith("pipe:"):
+        return None
+    others = [
+        int(other)
+        for other in os.listdir(f"/proc/{pid}/fd")
+        if int(other) != fd and _fd_target(pid, int(other)) == target
+    ]
+    return f"fd {', '.join(map(str, others))} on that pipe too" if others else None

@@ -1,0 +1,117 @@
+"""The suite catches broken servers: every mutant in tests/mutants/ fails the scenario it is aimed at.
+
+A mutant is a small echo server with exactly one realistic bug, the kind people write when they
+learn sockets; its first line names the bug and the scenario expected to catch it:
+
+    # MUTANT: echoes one recv() then closes | expect: FRAG-002
+    # MUTANT: ... | expect: TIMING-002 | strict                  (a SHOULD: the run uses --strict)
+    # MUTANT: ... | expect: LIFE-003 | capabilities: announces,graceful-exit
+    // MUTANT: ... | expect: ABORT-002 | gap: why no scenario catches it yet
+
+(``//`` in C; C mutants are compiled once into tests/mutants/build/.) Each mutant gets a child
+run of the conformance suite through ``--server-cmd``, restricted with ``-k`` to the expected
+scenario alone: the rest of its family proves nothing about this mutant and would only cost
+time (a server that loses data makes every scenario wait out its timeout). The run must fail,
+with FAIL in that scenario's cell. The child uses the Hypothesis profile ``selftest`` (``ci``,
+derandomized, without shrinking: against a server that stalls, every shrink step waits out a
+timeout). Capabilities are declared with ``--server-capabilities``, so the LIFE scenarios run on
+the mutants that claim them. A mutant marked ``gap`` is a strict xfail: it documents a bug the
+suite misses, and the day a scenario catches it, the XPASS says to remove the mark. Every
+family must have at least two caught mutants aimed at it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from suite_runs import MUTANTS, catalogue, run_suite, server_command
+
+from conformance.harness.report import FAIL
+
+HEADER = re.compile(
+    r"^(?:#|//) MUTANT: (?P<bug>.+?) \| expect: (?P<expect>[A-Z]+-\d{3})(?P<strict> \| strict)?"
+    r"(?: \| capabilities: (?P<capabilities>[a-z0-9,-]+))?(?: \| gap: (?P<gap>.+))?\s*$"
+)
+MIN_MUTANTS_PER_FAMILY = 2
+
+
+@dataclass(frozen=True)
+class Mutant:
+    source: Path
+    bug: str
+    expect: str
+    strict: bool
+    capabilities: str
+    gap: str  # why the suite does not catch it yet
+
+    @property
+    def family(self) -> str:
+        return self.expect.split("-")[0]
+
+    def options(self) -> list[str]:
+        """The child run's selection and options."""
+        options = ["-k", self.expect]
+        if self.strict:
+            options.append("--strict")
+        if self.capabilities:
+            options += ["--server-capabilities", self.capabilities]
+        return options
+
+
+def parse(source: Path) -> Mutant:
+    first_line = source.read_text().splitlines()[0]
+    match = HEADER.match(first_line)
+    if match is None:
+        raise ValueError(f"{source}: first line is not '# MUTANT: <bug> | expect: <ID>...': {first_line!r}")
+    return Mutant(
+        source=source,
+        bug=match["bug"],
+        expect=match["expect"],
+        strict=bool(match["strict"]),
+        capabilities=match["capabilities"] or "",
+        gap=match["gap"] or "",
+    )
+
+
+def discover() -> list[Mutant]:
+    return [parse(path) for path in sorted([*MUTANTS.glob("*.py"), *MUTANTS.glob("*.c")])]
+
+
+def as_param(mutant: Mutant) -> Any:
+    marks = [pytest.mark.xfail(strict=True, reason=f"known gap: {mutant.gap}")] if mutant.gap else []
+    return pytest.param(mutant, id=mutant.source.stem, marks=marks)
+
+
+ALL_MUTANTS = discover()
+
+
+def test_every_family_has_mutants_aimed_at_it() -> None:
+    scenarios = catalogue()
+    unknown = {mutant.source.name: mutant.expect for mutant in ALL_MUTANTS if mutant.expect not in scenarios}
+    assert not unknown, f"mutants expect scenarios the suite does not define: {unknown}"
+    aimed = Counter(mutant.family for mutant in ALL_MUTANTS if not mutant.gap)
+    families = sorted({scenario_id.split("-")[0] for scenario_id in scenarios})
+    short = {family: aimed[family] for family in families if aimed[family] < MIN_MUTANTS_PER_FAMILY}
+    assert not short, (
+        f"families with fewer than {MIN_MUTANTS_PER_FAMILY} caught mutants aimed at them: {short}"
+    )
+
+
+@pytest.fixture
+def mutant_command(mutant: Mutant) -> str:
+    """The mutant's --server-cmd; a C mutant that does not compile is an error, not a catch."""
+    return server_command(mutant.source)
+
+
+@pytest.mark.parametrize("mutant", [as_param(mutant) for mutant in ALL_MUTANTS])
+def test_suite_catches_mutant(mutant: Mutant, mutant_command: str, tmp_path: Path) -> None:
+    run = run_suite(mutant_command, tmp_path, *mutant.options(), profile="selftest")
+    verdict = run.verdicts().get(mutant.expect, "not run")
+    caught = f"{mutant.source.name} ({mutant.bug}): {mutant.expect} is {verdict}"
+    assert verdict == FAIL, f"not caught: {caught}, expected FAIL\n{run.explain()}"
+    assert run.returncode != 0, f"{caught}, yet the child run exited 0\n{run.explain()}"

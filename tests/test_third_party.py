@@ -1,0 +1,68 @@
+"""Third-party echo servers get exactly the verdicts tests/third_party.py records for them.
+
+Each server runs the whole suite (one child pytest, derandomized). Every scenario's verdict
+must be one the table allows: PASS or SKIP when the table does not list the scenario, the
+listed verdict(s) when it does. So a new false failure fails this test, and so does a defect
+that stops showing (an expected FAIL that passes): the table stays true. Every listed
+verdict names an evidence script in tests/evidence/ that reproduces the defect outside the
+suite; the second test runs them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from suite_runs import run_suite
+from third_party import EVIDENCE, SERVERS, ThirdPartyServer
+
+EVIDENCE_TIMEOUT_S = 120.0
+CHILD_TIMEOUT_S = 600.0  # ncat deadlocks in several scenarios, each of which then waits out its timeout
+
+
+def skip_unless_runnable(server: ThirdPartyServer) -> None:
+    missing = [program for program in server.programs if shutil.which(program) is None]
+    if missing:
+        pytest.skip(f"{server.name}: {', '.join(missing)} not installed (CI installs them all)")
+    if server.needs_root and os.geteuid() != 0:
+        pytest.skip(f"{server.name}: needs root ({server.needs_root})")
+
+
+@pytest.mark.parametrize("server", SERVERS, ids=lambda server: server.name)
+def test_verdicts_match_the_table(server: ThirdPartyServer, tmp_path: Path) -> None:
+    skip_unless_runnable(server)
+    run = run_suite(server.command, tmp_path, profile="selftest", timeout=CHILD_TIMEOUT_S)
+    verdicts = run.verdicts()
+    assert verdicts, f"{server.name}: the child run produced no matrix\n{run.explain()}"
+    wrong = {
+        scenario_id: f"{verdict}, expected {' or '.join(sorted(server.allowed(scenario_id)))}"
+        for scenario_id, verdict in sorted(verdicts.items())
+        if verdict not in server.allowed(scenario_id)
+    }
+    assert not wrong, (
+        f"{server.name}: the matrix disagrees with tests/third_party.py: {wrong}\n{run.explain()}"
+    )
+    not_run = sorted(set(server.expected) - set(verdicts))
+    assert not not_run, f"{server.name}: tests/third_party.py lists scenarios that did not run: {not_run}"
+
+
+EVIDENCE_SCRIPTS = sorted({entry.evidence for server in SERVERS for entry in server.expected.values()})
+
+
+@pytest.mark.parametrize("script", EVIDENCE_SCRIPTS)
+def test_evidence_reproduces(script: str) -> None:
+    users = [server for server in SERVERS if any(e.evidence == script for e in server.expected.values())]
+    for server in users:
+        skip_unless_runnable(server)
+    path = EVIDENCE / script
+    assert path.exists(), f"tests/third_party.py cites {script}, which does not exist"
+    result = subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=EVIDENCE_TIMEOUT_S, check=False
+    )
+    assert result.returncode == 0, (
+        f"{script} did not reproduce the defect (exit {result.returncode}):\n{result.stdout}{result.stderr}"
+    )
