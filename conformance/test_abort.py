@@ -11,7 +11,6 @@ still be running and must serve the next client correctly.
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import pytest
 from conformance.harness.duplex import connect, exchange
 from conformance.harness.pressure import push_until_stalled, read_until_delivered, reset
 from conformance.harness.scenarios import scenario
-from conformance.harness.streams import assert_same_stream
+from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 
 MiB = 1 << 20
@@ -29,10 +28,6 @@ FIRST_CHUNK = 64 * 1024
 LARGE_PUSH = 16 * MiB
 ABORTS_IN_A_ROW = 150
 ABORTS_DEADLINE_S = 30.0
-
-
-def seeded_payload(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def server_state(target: Target) -> str:

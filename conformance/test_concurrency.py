@@ -14,13 +14,13 @@ import random
 import time
 from contextlib import ExitStack
 
-from hypothesis import Phase, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.harness.duplex import Outcome, connect, exchange
 from conformance.harness.pressure import exchange_crowd, push_until_stalled, raise_fd_limit, read_back
-from conformance.harness.scenarios import scenario
-from conformance.harness.streams import assert_same_stream
+from conformance.harness.scenarios import NO_SHRINK, scenario
+from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 
 MiB = 1 << 20
@@ -30,10 +30,6 @@ SILENT_CLIENTS = 3
 STALLED_PUSH = 48 * MiB
 FAST_ECHO_S = 2.0  # a 1 KiB echo on loopback takes about a millisecond; 2 s means "blocked"
 FULL_DUPLEX = 64 * MiB
-
-
-def seeded_payload(size: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(size)
 
 
 def crowd_payloads(seed: int, count: int) -> list[bytes]:
@@ -82,8 +78,7 @@ def test_interleaved_clients(target: Target, payloads: list[bytes], chunk_size: 
 
 
 @scenario("CONC-002", f"{CROWD} simultaneous clients, all connected before any finishes", "SHOULD")
-# No shrinking: a smaller seed does not make a failing crowd any simpler, only slower to report.
-@settings(max_examples=2, phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@settings(max_examples=2, phases=NO_SHRINK)
 @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
 def test_hundreds_of_simultaneous_clients(target: Target, seed: int) -> None:
     """The server SHOULD serve 500 clients connected at the same time, each getting its own bytes back.

@@ -12,19 +12,17 @@ arrives once the client reads) and that one held-back client does not hold back 
 
 from __future__ import annotations
 
-import random
-
 from conformance.harness.duplex import connect, exchange
 from conformance.harness.pressure import Push, push_until_stalled, read_back, resume
 from conformance.harness.resources import usage
 from conformance.harness.scenarios import scenario
-from conformance.harness.streams import assert_same_stream
+from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 
 MiB = 1 << 20
-# Far more than loopback socket buffers hold (the built-in and third-party servers stall the
-# client after 5-10 MiB), so a client that gets all of it out without reading has been
-# buffered by the server.
+# Far more than loopback socket buffers hold: the built-in and third-party servers stall the
+# client after 5-10 MiB, where net.ipv4.tcp_wmem / tcp_rmem let a socket buffer grow to 4 and
+# 32 MiB; so a client that gets all of it out without reading was buffered by the server.
 UNREAD_TOTAL = 48 * MiB
 RSS_GROWTH_LIMIT = 64 * MiB
 # FLOW-002 offers twice the limit, so that a server which buffers all it is sent must exceed it.
@@ -34,7 +32,7 @@ SEED = 48
 
 
 def unread_payload() -> bytes:
-    return random.Random(SEED).randbytes(UNREAD_TOTAL)
+    return seeded_payload(UNREAD_TOTAL, SEED)
 
 
 def assert_plateaued(push: Push) -> None:
@@ -64,7 +62,7 @@ def test_non_reading_client_is_held_back_then_drained(target: Target) -> None:
         payload,
         outcome.received,
         what=f"the held-back client, which had pushed {push.sent} bytes before reading",
-        replay=f"random.Random({SEED}).randbytes({UNREAD_TOTAL})",
+        replay=f"seeded_payload({UNREAD_TOTAL}, seed={SEED})",
     )
 
 
@@ -79,7 +77,7 @@ def test_memory_stays_bounded_while_client_does_not_read(target: Target) -> None
     """
     pid = target.pid
     # A repeated random MiB: cheap to build, and the server cannot tell the difference.
-    payload = random.Random(SEED).randbytes(MiB) * (OFFERED_TO_MEMORY // MiB)
+    payload = seeded_payload(MiB, SEED) * (OFFERED_TO_MEMORY // MiB)
     before = usage(pid)
     with connect(target.address, timeout=30.0) as sock:
         push = push_until_stalled(sock, payload)
@@ -101,7 +99,7 @@ def test_other_clients_are_served_while_one_is_held_back(target: Target) -> None
     a single client stops reading. Afterwards the held-back client still gets all its bytes.
     """
     held_back = unread_payload()
-    bystander = random.Random(SEED + 1).randbytes(BYSTANDER_SIZE)
+    bystander = seeded_payload(BYSTANDER_SIZE, SEED + 1)
     with connect(target.address, timeout=30.0) as sock:
         push = push_until_stalled(sock, held_back)
         assert_plateaued(push)

@@ -11,7 +11,6 @@ to the baseline -- summed over the process tree, so a forking server's children 
 
 from __future__ import annotations
 
-import random
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from conformance.harness.pressure import push_until_stalled, reset
 from conformance.harness.resources import Usage, settle
 from conformance.harness.scenarios import scenario
 from conformance.harness.servers import Address, ServerProcess
-from conformance.harness.streams import assert_same_stream
+from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 
 CYCLES = 2000
@@ -69,14 +68,14 @@ def reset_right_after_connect(address: Address, index: int) -> None:
 
 def reset_after_first_echo(address: Address, index: int) -> None:
     with connect(address, timeout=10.0) as sock:
-        sock.sendall(random.Random(index).randbytes(64 * 1024))
+        sock.sendall(seeded_payload(64 * 1024, index))
         assert sock.recv(1), f"connection {index}: the server closed the connection instead of echoing"
         reset(sock)
 
 
 def close_unread_while_server_writes(address: Address, index: int) -> None:
     with connect(address, timeout=10.0) as sock:
-        push_until_stalled(sock, random.Random(index).randbytes(16 << 20), quiet_s=0.2)
+        push_until_stalled(sock, seeded_payload(16 << 20, index), quiet_s=0.2)
         sock.close()
 
 
