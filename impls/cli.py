@@ -25,6 +25,13 @@ BACKLOG = 4096
 class OneLineErrorParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (``prog: error: message``), exit status 2."""
 
+    def __init__(self, description: str) -> None:
+        # Under ``python3 -m impls.threaded`` argparse would call itself "threaded.py"; name the
+        # command the way it is typed instead.
+        main_spec = getattr(sys.modules["__main__"], "__spec__", None)
+        prog = f"python3 -m {main_spec.name}" if main_spec is not None else None
+        super().__init__(prog=prog, description=description)
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")
 
