@@ -140,19 +140,20 @@ def _target_specs(config: pytest.Config) -> list[TargetSpec]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_SPECS] = _target_specs(config)
+    config.stash[TARGET_SPECS] = _target_specs(config)
     config.pluginmanager.register(MatrixPlugin(config), "conformance-matrix")
     config.addinivalue_line(
         "markers", "scenario(id, title, level): a conformance scenario (see conformance/)"
     )
 
 
-_SPECS = pytest.StashKey[list[TargetSpec]]()
+# The servers of this session; public so that benchmarks/conftest.py can add its Node.js baseline.
+TARGET_SPECS = pytest.StashKey[list[TargetSpec]]()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "target" in metafunc.fixturenames:
-        specs = metafunc.config.stash[_SPECS]
+        specs = metafunc.config.stash[TARGET_SPECS]
         metafunc.parametrize(
             "target", specs, ids=[spec.name for spec in specs], indirect=True, scope="session"
         )

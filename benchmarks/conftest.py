@@ -5,9 +5,10 @@ Options (group "echo benchmarks"):
   --placement {any,same-cpu,cross-cpu}
                            pin the server and the client to the same CPU or to different ones
 
-Besides ``target`` (every row of impls/table.py, or --server-cmd / --server-addr), each
-workload also runs against two references: ``node`` (Node.js ``net.createServer(s =>
-s.pipe(s))``) and, for the round-trip floor, sockperf's own server and client.
+Each workload is one test function over the fixture ``server``: the root conftest's targets
+(every row of impls/table.py, or --server-cmd / --server-addr) plus the reference ``node``
+(Node.js ``net.createServer(s => s.pipe(s))``), so every table has its baseline. The
+round-trip floor is sockperf's own server and client, a workload of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pytest
 from benchmarks.record import run_description
 from benchmarks.workloads import (
     FULL,
+    NODE,
     NODE_COMMAND,
     PLACEMENTS,
     QUICK,
@@ -34,6 +36,7 @@ from benchmarks.workloads import (
 from conformance.harness.build import BuildError, ensure_cpp_built
 from conformance.harness.servers import Address, ServerProcess, ServerStartError
 from conformance.harness.targets import Target, TargetSpec, close_target, open_target
+from conftest import TARGET_SPECS
 
 # Before any server starts: 10,000 connections need 10,000 descriptors in the server (which
 # inherits this limit) and as many in the load client.
@@ -85,18 +88,29 @@ def placement(request: pytest.FixtureRequest) -> Iterator[Placement]:
     os.sched_setaffinity(0, original)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``server``: this session's targets, then the Node.js baseline every workload is compared with."""
+    if "server" in metafunc.fixturenames:
+        host: str = metafunc.config.getoption("server_host")
+        specs = [*metafunc.config.stash[TARGET_SPECS], TargetSpec(NODE, command=NODE_COMMAND, host=host)]
+        metafunc.parametrize(
+            "server", specs, ids=[spec.name for spec in specs], indirect=True, scope="session"
+        )
+
+
 @pytest.fixture(scope="session")
-def node(request: pytest.FixtureRequest) -> Iterator[Target]:
-    """The Node.js echo, the third-party baseline every workload is compared with."""
-    if not have("node"):
+def server(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The running server a workload measures, started once per session."""
+    spec: TargetSpec = request.param
+    if spec.name == NODE and not have("node"):
         pytest.skip("the Node.js baseline needs 'node' on PATH")
-    host: str = request.config.getoption("server_host")
     try:
-        running = open_target(TargetSpec("node", command=NODE_COMMAND, host=host))
-    except ServerStartError as exc:
-        pytest.fail(f"node baseline: {exc}", pytrace=False)
+        running = open_target(spec)
+    except (BuildError, ServerStartError) as exc:
+        pytest.fail(f"{spec.name}: {exc}", pytrace=False)
     yield running
-    close_target(running)
+    if problem := close_target(running):
+        pytest.fail(problem, pytrace=False)
 
 
 @pytest.fixture(scope="session")

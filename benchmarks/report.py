@@ -1,12 +1,15 @@
-"""Turn a saved benchmark run into charts and benchmarks.md.
+"""Turn saved benchmark runs into charts and benchmarks.md.
 
-    pytest benchmarks -p no:xdist --benchmark-autosave        # or --benchmark-json=run.json
-    python3 -m benchmarks.report                              # newest run under .benchmarks/
-    python3 -m benchmarks.report run.json --output benchmarks.md --charts benchmarks/charts
+    pytest benchmarks -p no:xdist --placement same-cpu --benchmark-json=same-cpu.json
+    pytest benchmarks -p no:xdist --placement any --benchmark-json=any.json
+    python3 -m benchmarks.report same-cpu.json any.json      # one run per placement
+    python3 -m benchmarks.report                             # newest run under .benchmarks/
 
 The tables put every implementation next to the references of the same run: the Node.js
 echo (ratios ``x node``) and, for the 64 B round trip, sockperf's own client and server
-(``x sockperf``). The targets the project set itself are checked against the measured ratios.
+(``x sockperf``). Given runs with different CPU placements, every section shows each run's
+table, labelled with its placement, and each target is judged on the placement it is about:
+the round-trip floor on ``same-cpu``, throughput and load on ``any`` (the scheduler's choice).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +32,16 @@ LOAD_COUNTS = (100, 1000, 10000)
 PUBLISHED_ORIGINAL = {"avg_ms": 0.089, "p95_ms": 0.122, "mb_per_s": 172.61}
 PUBLISHED_MACHINE = "Apple M2, the original project's async server (published figures)"
 QUIET_LOAD_AVERAGE = 0.5
+PROFILES = ROOT / "benchmarks" / "profiles.md"  # hand-written: where the time goes, with evidence
+# Which run each kind of figure is judged on, best first: a round trip compared with sockperf's
+# is about one CPU doing both sides; rates and streams are about what the machine can do.
+LATENCY_PLACEMENTS = ("same-cpu", "cross-cpu", "any")
+THROUGHPUT_PLACEMENTS = ("any", "cross-cpu", "same-cpu")
+PLACEMENT_MEANING = {
+    "same-cpu": "server and client pinned to the same CPU",
+    "cross-cpu": "server and client pinned to different CPUs",
+    "any": "no pinning: the scheduler places server and client",
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,31 @@ class Run:
     @property
     def placement(self) -> str:
         return str(self.description.get("placement", "unknown"))
+
+
+@dataclass(frozen=True)
+class Runs:
+    """The runs of one report, at most one per placement."""
+
+    by_placement: dict[str, Run]
+
+    @classmethod
+    def of(cls, runs: list[Run]) -> Runs:
+        by_placement: dict[str, Run] = {}
+        for run in runs:
+            if run.placement in by_placement:
+                other = by_placement[run.placement].source
+                raise SystemExit(f"{run.source} and {other} are both {run.placement} runs: give one")
+            by_placement[run.placement] = run
+        return cls(by_placement)
+
+    def ordered(self, preference: tuple[str, ...]) -> list[Run]:
+        """Every run, the preferred placements first."""
+        rank = {placement: index for index, placement in enumerate(preference)}
+        return sorted(self.by_placement.values(), key=lambda run: rank.get(run.placement, len(rank)))
+
+    def best(self, preference: tuple[str, ...]) -> Run:
+        return self.ordered(preference)[0]
 
 
 def load_run(path: Path) -> Run:
@@ -218,41 +257,46 @@ def connection_table(run: Run) -> str:
 @dataclass(frozen=True)
 class Check:
     goal: str
+    placement: str  # the run the figure comes from
     measured: str
-    met: bool | None  # None: not measured in this run
+    met: bool | None  # None: not measured, or not on the placement the target is about
     note: str = ""
 
 
-def _at_least(goal: str, value: float | None, threshold: float, note: str = "") -> Check:
-    return Check(goal, times(value), None if value is None else value >= threshold, note)
+def _at_least(goal: str, run: Run, value: float | None, threshold: float) -> Check:
+    note = "" if run.placement == "any" else "judged on this run: no --placement any run given"
+    return Check(goal, run.placement, times(value), None if value is None else value >= threshold, note)
 
 
-def checks(run: Run) -> list[Check]:
+def checks(runs: Runs) -> list[Check]:
+    fast = runs.best(THROUGHPUT_PLACEMENTS)
+
     def rate_ratio(server: str) -> float | None:
-        return ratio(run.get("load-100", server, "rate_per_s"), run.get("load-100", NODE, "rate_per_s"))
+        return ratio(fast.get("load-100", server, "rate_per_s"), fast.get("load-100", NODE, "rate_per_s"))
 
+    bulk = ratio(fast.get("bulk-stream", "cpp", "mb_per_s"), fast.get("bulk-stream", NODE, "mb_per_s"))
+    return [
+        floor_check(runs.best(LATENCY_PLACEMENTS)),
+        _at_least("cpp 100-connection rate >= 1.4x node", fast, rate_ratio("cpp"), 1.4),
+        _at_least("cpp bulk throughput >= 1.9x node", fast, bulk, 1.9),
+        lowest_cpu_check(fast),
+        _at_least("asyncio-uvloop 100-connection rate >= 1.3x node", fast, rate_ratio("asyncio-uvloop"), 1.3),
+        _at_least("asyncio 100-connection rate >= 1.0x node", fast, rate_ratio("asyncio"), 1.0),
+    ]
+
+
+def floor_check(run: Run) -> Check:
     floor = ratio(
         run.get("rtt-64B-native", "cpp", "p50_ms"), run.get("reference-sockperf", SOCKPERF, "p50_ms")
     )
     same_cpu = run.placement == "same-cpu"
-    rtt_note = "" if same_cpu else f"run with --placement {run.placement}, not same-cpu"
-    return [
-        Check(
-            "cpp same-CPU 64 B RTT <= 1.10x sockperf (p50, C++ client vs sockperf pp)",
-            times(floor),
-            None if floor is None or not same_cpu else floor <= 1.10,
-            rtt_note,
-        ),
-        _at_least("cpp 100-connection rate >= 1.4x node", rate_ratio("cpp"), 1.4),
-        _at_least(
-            "cpp bulk throughput >= 1.9x node",
-            ratio(run.get("bulk-stream", "cpp", "mb_per_s"), run.get("bulk-stream", NODE, "mb_per_s")),
-            1.9,
-        ),
-        lowest_cpu_check(run),
-        _at_least("asyncio-uvloop 100-connection rate >= 1.3x node", rate_ratio("asyncio-uvloop"), 1.3),
-        _at_least("asyncio 100-connection rate >= 1.0x node", rate_ratio("asyncio"), 1.0),
-    ]
+    return Check(
+        "cpp same-CPU 64 B RTT <= 1.10x sockperf (p50, C++ client vs sockperf pp)",
+        run.placement,
+        times(floor),
+        None if floor is None or not same_cpu else floor <= 1.10,
+        "" if same_cpu else "not judged: no --placement same-cpu run given",
+    )
 
 
 def lowest_cpu_check(run: Run) -> Check:
@@ -270,29 +314,38 @@ def lowest_cpu_check(run: Run) -> Check:
                 f"{count:,} conns: {best} {costs[best]:.2f} µs, then {runner_up} {costs[runner_up]:.2f}"
             )
     met = all(verdicts) if verdicts else None
-    return Check("cpp lowest server CPU per round trip", "; ".join(lowest) or "-", met)
+    note = "" if run.placement == "any" else "judged on this run: no --placement any run given"
+    return Check("cpp lowest server CPU per round trip", run.placement, "; ".join(lowest) or "-", met, note)
 
 
-def checks_table(run: Run) -> str:
-    label = {True: "met", False: "**not met**", None: "not measured"}
+def checks_table(runs: Runs) -> str:
+    label = {True: "met", False: "**not met**", None: "not judged"}
     return table(
-        ["target", "measured", "verdict", "note"],
-        ([check.goal, check.measured, label[check.met], check.note] for check in checks(run)),
+        ["target", "placement", "measured", "verdict", "note"],
+        (
+            [check.goal, check.placement, check.measured, label[check.met], check.note]
+            for check in checks(runs)
+        ),
     )
 
 
 # --- charts -----------------------------------------------------------------------------------
 
 
-def draw_charts(run: Run, directory: Path) -> list[Path]:
+def draw_charts(runs: Runs, directory: Path) -> list[Path]:
+    """One chart per kind of figure, each from the run of the placement it is judged on."""
     import matplotlib as mpl  # noqa: PLC0415 - optional dependency (extra "plots")
 
     mpl.use("Agg")
     directory.mkdir(parents=True, exist_ok=True)
     drawn = []
-    for name, draw in (("latency", _latency_chart), ("throughput", _throughput_chart), ("load", _load_chart)):
+    for name, draw, preference in (
+        ("latency", _latency_chart, LATENCY_PLACEMENTS),
+        ("throughput", _throughput_chart, THROUGHPUT_PLACEMENTS),
+        ("load", _load_chart, THROUGHPUT_PLACEMENTS),
+    ):
         path = directory / f"{name}.png"
-        draw(run, path)
+        draw(runs.best(preference), path)
         drawn.append(path)
     return drawn
 
@@ -322,7 +375,7 @@ def _latency_chart(run: Run, path: Path) -> None:
     for axis, key in zip(axes, ("p50", "p99"), strict=True):
         axis.set_xticks([size + 0.4 - width / 2 for size in range(len(RTT_SIZES))], RTT_SIZES)
         axis.set_ylabel(f"round trip {key} (µs)")
-        axis.set_title(f"RTT {key}, one connection (Python client)", fontsize=9)
+        axis.set_title(f"RTT {key}, one connection (Python client, {run.placement})", fontsize=9)
     axes[0].legend(fontsize=7)
     _save(figure, path)
 
@@ -330,8 +383,8 @@ def _latency_chart(run: Run, path: Path) -> None:
 def _throughput_chart(run: Run, path: Path) -> None:
     figure, axes = _figure(2)
     for axis, workload, title in (
-        (axes[0], "bulk-stream", "bulk stream, one connection"),
-        (axes[1], "original-16KB", "16 KB ping-pong (original case)"),
+        (axes[0], "bulk-stream", f"bulk stream, one connection (C++ client, {run.placement})"),
+        (axes[1], "original-16KB", f"16 KB ping-pong, original case (Python, {run.placement})"),
     ):
         servers = run.servers(workload)
         axis.barh(servers, [run.get(workload, server, "mb_per_s") or 0.0 for server in servers])
@@ -350,7 +403,7 @@ def _load_chart(run: Run, path: Path) -> None:
             axis.plot(counts, values, marker="o", label=server)
     for axis, label in zip(axes, ("round trips/s", "server CPU µs per round trip"), strict=True):
         axis.set_xscale("log")
-        axis.set_xlabel("concurrent connections (64 B, C++ load client)")
+        axis.set_xlabel(f"concurrent connections (64 B, C++ load client, {run.placement})")
         axis.set_ylabel(label)
         axis.set_ylim(bottom=0)
     axes[0].legend(fontsize=7)
@@ -360,43 +413,64 @@ def _load_chart(run: Run, path: Path) -> None:
 # --- the page ---------------------------------------------------------------------------------
 
 
-def caveat(run: Run) -> str:
-    load = run.description.get("load_average_at_start", [math.nan])[0]
+def caveat(runs: Runs) -> str:
     notes = []
-    if run.profile != "full":
-        notes.append(f"this is a **{run.profile}** run (short durations, small sizes)")
-    if not load < QUIET_LOAD_AVERAGE:
-        notes.append(f"the machine was busy (1-minute load average {load:.2f} when the run started)")
+    for run in runs.ordered(LATENCY_PLACEMENTS):
+        load = run.description.get("load_average_at_start", [math.nan])[0]
+        if run.profile != "full":
+            notes.append(f"the {run.placement} run is a **{run.profile}** run (short durations, small sizes)")
+        if not load < QUIET_LOAD_AVERAGE:
+            notes.append(
+                f"the machine was busy when the {run.placement} run started "
+                f"(1-minute load average {load:.2f})"
+            )
     if not notes:
         return ""
     return "> **Noisy figures:** " + "; ".join(notes) + ". Ratios are indicative only.\n"
 
 
-def header(run: Run) -> str:
-    description, machine = run.description, run.machine
+def source_of(run: Run) -> str:
+    return str(run.source.relative_to(ROOT) if run.source.is_relative_to(ROOT) else run.source)
+
+
+def header(runs: Runs) -> str:
+    ordered = runs.ordered(LATENCY_PLACEMENTS)
+    description, machine = ordered[0].description, ordered[0].machine
     cpu = description.get("cpu_model", machine.get("cpu", {}).get("brand_raw", "?"))
     kernel = description.get("kernel", machine.get("release", "?"))
-    load = {
-        moment: ", ".join(f"{value:.2f}" for value in description.get(f"load_average_at_{moment}", [])) or "?"
-        for moment in ("start", "end")
-    }
-    source = run.source.relative_to(ROOT) if run.source.is_relative_to(ROOT) else run.source
-    return (
-        f"- Date: {run.datetime}\n"
-        f"- Machine: {cpu}, {description.get('cpus', '?')} CPUs, Linux {kernel}\n"
-        f"- Profile: {run.profile}; placement: {run.placement}\n"
-        f"- Load average (1, 5, 15 min): {load['start']} at the start, {load['end']} at the end\n"
-        f"- Command: `{description.get('command', '?')}`\n"
-        f"- Regenerate: `python3 -m benchmarks.report {source}`\n"
+    lines = [f"- Machine: {cpu}, {description.get('cpus', '?')} CPUs, Linux {kernel}"]
+    for run in ordered:
+        load = {
+            moment: ", ".join(
+                f"{value:.2f}" for value in run.description.get(f"load_average_at_{moment}", [])
+            )
+            or "?"
+            for moment in ("start", "end")
+        }
+        lines += [
+            f"- **{run.placement}** run ({PLACEMENT_MEANING.get(run.placement, '?')}), "
+            f"{run.profile} profile, {run.datetime}",
+            f"  - Command: `{run.description.get('command', '?')}`",
+            f"  - Load average (1, 5, 15 min): {load['start']} at the start, {load['end']} at the end",
+        ]
+    lines.append(
+        f"- Regenerate: `python3 -m benchmarks.report {' '.join(source_of(run) for run in ordered)}`"
     )
+    return "\n".join(lines) + "\n"
 
 
-SECTIONS: list[tuple[str, Callable[[Run], str], str]] = [
-    ("Targets", checks_table, "Median ratios from this one run."),
+TARGETS_INTRO = (
+    "Median ratios. Each target is judged on the run of the placement it is about: the 64 B "
+    "round trip against sockperf on `same-cpu` (as the target says), the rates, the bulk stream "
+    "and the CPU cost on `any`."
+)
+
+SECTIONS: list[tuple[str, Callable[[Run], str], str, tuple[str, ...]]] = [
     (
         "Round-trip latency (Python client)",
         latency_table,
         "One connection, TCP_NODELAY, blocking socket; every echo checked. Ratios are p50 to node's.",
+        LATENCY_PLACEMENTS,
     ),
     (
         "64 B round trip, native clients, against the floor",
@@ -405,23 +479,36 @@ SECTIONS: list[tuple[str, Callable[[Run], str], str]] = [
         "own client and server (`sockperf pp --tcp --full-rtt -m 64` against `sockperf sr --tcp`): "
         "the round trip of this machine's loopback with no echo logic at all. The C++ client prints "
         "percentiles to 1 µs, so the avg column (total time / count) is the sharper comparison.",
+        LATENCY_PLACEMENTS,
     ),
     (
         "The original project's benchmark: 16 KB x 1000 round trips",
         original_table,
         "MB/s = count x size / elapsed / 1e6, as the original client computes it.",
+        LATENCY_PLACEMENTS,
     ),
-    ("Bulk throughput", bulk_table, "One connection, 64 MiB in 64 KiB writes read concurrently."),
+    (
+        "Bulk throughput (C++ stream client)",
+        bulk_table,
+        "One connection: `cpp/build/client --stream BYTES --chunk 65536` writes a pseudo-random "
+        "stream in 64 KiB writes while it reads (256 KiB reads) and checks the echo, then half-closes "
+        "and reads to EOF. MB/s over the client's own time, median of the rounds.",
+        THROUGHPUT_PLACEMENTS,
+    ),
     (
         "Concurrency (C++ load client)",
         load_table,
-        "Each connection keeps one 64 B message in flight for a fixed time. Server CPU = user + system "
-        "time of the server's process tree over the measured window / round trips.",
+        "Each connection keeps one 64 B message in flight for a fixed time (3 s after 0.5 s of "
+        "warm-up in the full profile); the row is the median of the rounds by rate (3 in the full "
+        "profile). Server CPU = user + system time of the server's process tree over the measured "
+        "window / round trips.",
+        THROUGHPUT_PLACEMENTS,
     ),
     (
         "Connection rate (Python client)",
         connection_table,
         "Connect, one 64 B echo, close, in a Python loop: the client's own cost is included.",
+        THROUGHPUT_PLACEMENTS,
     ),
 ]
 
@@ -429,9 +516,10 @@ SECTIONS: list[tuple[str, Callable[[Run], str], str]] = [
 READING = """## Reading the figures
 
 - Every echo is checked byte for byte; a wrong echo fails the benchmark instead of being timed.
-- Latency, bulk and connection-rate rows are driven from Python, so they include the Python
-  client's own cost; they compare servers with each other within one run. The concurrency rows
-  and the native round trip use the C++ client, and the floor uses sockperf's own C client.
+- Latency, original 16 KB and connection-rate rows are driven from Python, so they include the
+  Python client's own cost; they compare servers with each other within one run. The bulk
+  stream, the concurrency rows and the native round trip use the C++ client, and the floor
+  uses sockperf's own C client.
 - The native round trip includes the C++ client's poll() before each read, which sockperf's
   blocking client does not make: part of any gap to sockperf is the client's, not the server's
   (a server that matches the blocking threaded server's figure is at the client's floor).
@@ -442,24 +530,43 @@ READING = """## Reading the figures
 """
 
 
-def render(run: Run, charts: list[Path], output: Path) -> str:
+def section(
+    runs: Runs, title: str, make: Callable[[Run], str], intro: str, preference: tuple[str, ...]
+) -> str:
+    """The section's table from every run, the placement it is judged on first, each labelled."""
+    tables = [
+        f"Placement **{run.placement}** ({PLACEMENT_MEANING.get(run.placement, '?')}):\n\n{make(run)}"
+        for run in runs.ordered(preference)
+    ]
+    return f"## {title}\n\n{intro}\n\n" + "\n\n".join(tables)
+
+
+def render(runs: Runs, charts: list[Path], output: Path) -> str:
     images = "\n".join(f"![{path.stem}]({path.relative_to(output.parent).as_posix()})" for path in charts)
-    body = "\n\n".join(f"## {title}\n\n{intro}\n\n{make(run)}" for title, make, intro in SECTIONS)
-    return f"# Benchmarks\n\n{caveat(run)}\n{header(run)}\n{images}\n\n{body}\n\n{READING}"
+    profiles = Path(os.path.relpath(PROFILES, output.parent)).as_posix()
+    targets = (
+        f"## Targets\n\n{TARGETS_INTRO} What limits each figure, with the profiles: "
+        f"[{PROFILES.name}]({profiles}).\n\n{checks_table(runs)}"
+    )
+    body = "\n\n".join(section(runs, *entry) for entry in SECTIONS)
+    return f"# Benchmarks\n\n{caveat(runs)}\n{header(runs)}\n{images}\n\n{targets}\n\n{body}\n\n{READING}"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Charts and benchmarks.md from a saved benchmark run.")
+    parser = argparse.ArgumentParser(description="Charts and benchmarks.md from saved benchmark runs.")
     parser.add_argument(
-        "run", nargs="?", type=Path, help="a --benchmark-json / autosave file (default: newest)"
+        "runs",
+        nargs="*",
+        type=Path,
+        help="--benchmark-json / autosave files, at most one per --placement (default: the newest)",
     )
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks.md")
     parser.add_argument("--charts", type=Path, default=ROOT / "benchmarks" / "charts")
     args = parser.parse_args(argv)
-    run = load_run(args.run or newest_run(ROOT / ".benchmarks"))
-    charts = draw_charts(run, args.charts.resolve())
+    runs = Runs.of([load_run(path) for path in args.runs or [newest_run(ROOT / ".benchmarks")]])
+    charts = draw_charts(runs, args.charts.resolve())
     output = args.output.resolve()
-    output.write_text(render(run, charts, output))
+    output.write_text(render(runs, charts, output))
     print(f"wrote {output} and {len(charts)} charts in {args.charts}")
 
 

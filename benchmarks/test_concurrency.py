@@ -3,7 +3,8 @@
 Concurrency: 100, 1,000 and 10,000 connections each keep one 64 B message in flight for a fixed
 time, driven by the C++ load client (cpp/build/client --load) so that Python is never what is
 measured. Recorded: round trips per second, latency p50/p99, errors by kind, and the server's
-CPU time (user + system, its whole process tree) per round trip over the measured window.
+CPU time (user + system, its whole process tree) per round trip over the measured window, all
+from the median of the rounds (three in the full profile) by rate.
 
 Connection rate: connect, one 64 B echo, close, in a loop. This one is driven from Python, so
 it measures the server plus a Python client's connect/close cost; it is comparable between
@@ -12,13 +13,12 @@ servers in the same run, not with figures from native clients.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import pytest
 
 from benchmarks.record import Benchmark, prepare, round_samples
-from benchmarks.workloads import Placement, Profile, connect_echo_close, run_load, seeded_payload
+from benchmarks.workloads import LoadRun, Placement, Profile, connect_echo_close, run_load, seeded_payload
 from conformance.harness.targets import Target
 
 CONNECTIONS = (100, 1000, 10000)
@@ -41,20 +41,34 @@ def load(
         pytest.skip(f"{server.name} is only expected to hold {limit} connections (CONNECTION_LIMITS)")
     prepare(benchmark, server, f"load-{connections}", placement, profile, connections=connections)
     server_pid = server.server.pid if server.server is not None else None
-    run = benchmark.pedantic(
-        functools.partial(run_load, connections=connections, size=MESSAGE_SIZE, profile=profile),
-        args=(str(client), server.address, server_pid),
-        rounds=1,
-        iterations=1,
-    )
-    result = run.result
-    assert result["errors"]["mismatch"] == 0, f"echo mismatches under load: {result}"
-    assert result["round_trips"] > 0, f"no round trip completed on {connections} connections: {result}"
+    runs: list[LoadRun] = []
+
+    def load_once() -> None:
+        runs.append(
+            run_load(
+                str(client),
+                server.address,
+                server_pid,
+                connections=connections,
+                size=MESSAGE_SIZE,
+                profile=profile,
+            )
+        )
+
+    benchmark.pedantic(load_once, rounds=profile.load_rounds, iterations=1)
+    for run in runs:
+        assert run.result["errors"]["mismatch"] == 0, f"echo mismatches under load: {run.result}"
+        assert run.result["round_trips"] > 0, f"no round trip on {connections} connections: {run.result}"
+    # On a shared machine one round can be slowed by a neighbour: keep the median round whole
+    # (its rate, latencies and CPU cost belong together) and the rates of all of them.
+    typical = sorted(runs, key=lambda run: float(run.result["rate_per_s"]))[len(runs) // 2]
+    result = typical.result
     benchmark.extra_info.update(
         rate_per_s=result["rate_per_s"],
+        rate_per_s_rounds=[run.result["rate_per_s"] for run in runs],
         round_trips=result["round_trips"],
         errors=result["errors"],
-        server_cpu_us_per_rt=run.server_cpu_us_per_rt,
+        server_cpu_us_per_rt=typical.server_cpu_us_per_rt,
         **{f"{key}_ms": value for key, value in result["latency_ms"].items()},
     )
 
@@ -76,7 +90,7 @@ def connection_rate(benchmark: Benchmark, server: Target, placement: Placement, 
 @pytest.mark.parametrize("connections", CONNECTIONS)
 def test_load(
     benchmark: Benchmark,
-    target: Target,
+    server: Target,
     *,
     cpp_client: Path,
     placement: Placement,
@@ -84,32 +98,11 @@ def test_load(
     connections: int,
 ) -> None:
     """N connections ping-ponging 64 B for a fixed time (C++ load client)."""
-    load(benchmark, target, client=cpp_client, placement=placement, profile=profile, connections=connections)
-
-
-@pytest.mark.parametrize("connections", CONNECTIONS)
-def test_load_node(
-    benchmark: Benchmark,
-    node: Target,
-    *,
-    cpp_client: Path,
-    placement: Placement,
-    profile: Profile,
-    connections: int,
-) -> None:
-    """The same load against the Node.js baseline."""
-    load(benchmark, node, client=cpp_client, placement=placement, profile=profile, connections=connections)
+    load(benchmark, server, client=cpp_client, placement=placement, profile=profile, connections=connections)
 
 
 def test_connection_rate(
-    benchmark: Benchmark, target: Target, placement: Placement, profile: Profile
+    benchmark: Benchmark, server: Target, placement: Placement, profile: Profile
 ) -> None:
     """Connect, one echo, close: connections per second (Python client)."""
-    connection_rate(benchmark, target, placement, profile)
-
-
-def test_connection_rate_node(
-    benchmark: Benchmark, node: Target, placement: Placement, profile: Profile
-) -> None:
-    """Connect, one echo, close against the Node.js baseline."""
-    connection_rate(benchmark, node, placement, profile)
+    connection_rate(benchmark, server, placement, profile)

@@ -62,50 +62,28 @@ def native(
     assert result["count"] == profile.native_count, f"the C++ client reported {result}"
     benchmark.extra_info.update(
         avg_ms=result["total_s"] / result["count"] * 1e3,
-        **{f"{key}_ms": value for key, value in result["latency_ms"].items()},
+        **{f"{key}_ms": value for key, value in result["rtt_ms"].items()},
     )
 
 
 @pytest.mark.parametrize("label", SIZES)
 def test_rtt(
-    benchmark: Benchmark, target: Target, placement: Placement, profile: Profile, label: str
+    benchmark: Benchmark, server: Target, placement: Placement, profile: Profile, label: str
 ) -> None:
     """Round trips of one message size on one connection, each echo checked."""
-    rtt(benchmark, target, placement, profile, label)
+    rtt(benchmark, server, placement, profile, label)
 
 
-@pytest.mark.parametrize("label", SIZES)
-def test_rtt_node(
-    benchmark: Benchmark, node: Target, placement: Placement, profile: Profile, label: str
-) -> None:
-    """The same round trips against the Node.js baseline."""
-    rtt(benchmark, node, placement, profile, label)
-
-
-def test_original_16kb(benchmark: Benchmark, target: Target, placement: Placement, profile: Profile) -> None:
+def test_original_16kb(benchmark: Benchmark, server: Target, placement: Placement, profile: Profile) -> None:
     """The original project's benchmark: 16 KB x 1000 round trips, avg / p95 / MB/s."""
-    original(benchmark, target, placement, profile)
-
-
-def test_original_16kb_node(
-    benchmark: Benchmark, node: Target, placement: Placement, profile: Profile
-) -> None:
-    """The original project's benchmark against the Node.js baseline."""
-    original(benchmark, node, placement, profile)
+    original(benchmark, server, placement, profile)
 
 
 def test_rtt_native(
-    benchmark: Benchmark, target: Target, cpp_client: Path, placement: Placement, profile: Profile
+    benchmark: Benchmark, server: Target, cpp_client: Path, placement: Placement, profile: Profile
 ) -> None:
     """64 B round trips timed by the C++ client, comparable with sockperf's floor."""
-    native(benchmark, target, cpp_client, placement, profile)
-
-
-def test_rtt_native_node(
-    benchmark: Benchmark, node: Target, cpp_client: Path, placement: Placement, profile: Profile
-) -> None:
-    """64 B round trips timed by the C++ client against the Node.js baseline."""
-    native(benchmark, node, cpp_client, placement, profile)
+    native(benchmark, server, cpp_client, placement, profile)
 
 
 def test_rtt_sockperf(

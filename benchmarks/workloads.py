@@ -1,9 +1,10 @@
 """The workloads the benchmarks time, and the measurements around them.
 
-Python drives the latency, throughput and connection-rate workloads (pytest-benchmark times
-each round trip, stream or connection); the concurrency workload and the native round-trip
-row run the C++ client (``cpp/build/client``) so that Python is never what is measured there;
-sockperf's own ping-pong is the latency floor. Every echo is checked: a wrong echo fails.
+Python drives the latency, original 16 KB and connection-rate workloads (pytest-benchmark
+times each round trip or connection); the bulk stream, the concurrency workload and the
+native round-trip row run the C++ client (``cpp/build/client``) so that Python is never what
+is measured there; sockperf's own ping-pong is the latency floor. Every echo is checked: a
+wrong echo fails.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ SOCKET_TIMEOUT_S = 30.0
 CPU_SAMPLE_INTERVAL_S = 0.05
 CLIENT_SLACK_S = 120.0  # beyond its own duration, how long a client run may take (10,000 connects)
 
+NODE = "node"
 # The Node.js baseline: the echo every Node tutorial writes. The error handler only keeps a
 # client's reset from killing the process (an unhandled 'error' event); it costs nothing.
 NODE_COMMAND = (
@@ -57,10 +59,11 @@ class Profile:
     sockperf_seconds: int
     load_duration_s: float
     load_warmup_s: float
+    load_rounds: int  # the median round is kept
 
 
-FULL = Profile("full", 3000, 200, 1000, 64 * MiB, 5, 2000, 20000, 3, 5.0, 1.0)
-QUICK = Profile("quick", 200, 20, 200, 8 * MiB, 2, 200, 2000, 1, 1.0, 0.2)
+FULL = Profile("full", 3000, 200, 1000, 256 * MiB, 7, 2000, 20000, 3, 3.0, 0.5, 3)
+QUICK = Profile("quick", 200, 20, 200, 32 * MiB, 2, 200, 2000, 1, 1.0, 0.2, 1)
 
 
 def seeded_payload(size: int, seed: int) -> bytes:
@@ -214,6 +217,16 @@ def native_round_trips(client: str, address: Address, count: int, size: int) -> 
     """``client --count N --size B --json``: one connection, N verified round trips, in C++."""
     argv = [client, "--host", address.host, "--port", str(address.port), "--count", str(count)]
     argv += ["--size", str(size), "--json"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=CLIENT_SLACK_S, check=False)
+    if result.returncode != 0:
+        raise ClientError(_explain(argv, result, f"the C++ client exited {result.returncode}"))
+    return _json_line(argv, result)
+
+
+def native_stream(client: str, address: Address, size: int, chunk: int) -> dict[str, Any]:
+    """``client --stream BYTES --chunk C``: one connection, every byte of the echo verified, in C++."""
+    argv = [client, "--host", address.host, "--port", str(address.port), "--stream", str(size)]
+    argv += ["--chunk", str(chunk)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=CLIENT_SLACK_S, check=False)
     if result.returncode != 0:
         raise ClientError(_explain(argv, result, f"the C++ client exited {result.returncode}"))

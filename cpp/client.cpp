@@ -1,10 +1,12 @@
-// client.cpp - TCP echo client: one message, N timed round trips, or a load test.
+// client.cpp - TCP echo client: one message, N timed round trips, a stream,
+// or a load test.
 //
 // Concurrency model
 //   Single and --count modes use one connection and one thread: send a
-//   message, read its echo back, repeat. --load opens many connections and
-//   drives them all from one epoll loop per thread (--threads), each
-//   connection keeping exactly one message in flight.
+//   message, read its echo back, repeat. --stream also uses one connection,
+//   writing and reading at the same time until every byte is back. --load
+//   opens many connections and drives them all from one epoll loop per thread
+//   (--threads), each connection keeping exactly one message in flight.
 //
 // What it teaches
 //   The client side of a socket's life: resolve -> connect -> round trips ->
@@ -61,6 +63,7 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kPoolSlack = 251;
 constexpr int kMaxEvents = 1024;
 constexpr auto kStallScanEvery = std::chrono::milliseconds(250);
+constexpr size_t kStreamReadSize = size_t{256} * 1024;  // --stream: least bytes per recv()
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -131,6 +134,8 @@ struct Options {
     size_t size = 0;  // 0: send --message; otherwise random payload of this size
     bool json = false;
     bool load = false;
+    uint64_t stream = 0;  // --stream BYTES; 0: not a stream
+    size_t chunk = size_t{64} * 1024;
     size_t connections = 100;
     double duration_s = 5.0;
     double warmup_s = 0.0;
@@ -156,6 +161,13 @@ timed round trips on one connection:
                     Prints latency min/p50/p95/p99/max in ms and throughput,
                     where MB/s = (count * size) / total seconds / 1e6
                     (echoed payload bytes, counted once, decimal megabytes).
+
+bulk stream on one connection (always prints one JSON object):
+  --stream BYTES    send BYTES of a pseudo-random stream while reading the echo,
+                    then shut down the sending side and read until EOF; every
+                    byte is checked. MB/s = BYTES / total seconds / 1e6.
+  --chunk BYTES     bytes per send() (default 65536); each recv() asks for
+                    at least 256 KiB, so reading costs as few calls as it can
 
 load test (always prints one JSON object):
   --load            open many connections, one message in flight on each
@@ -228,6 +240,10 @@ Options parse_args(int argc, char** argv) {
             o.json = true;
         } else if (flag("--load")) {
             o.load = true;
+        } else if (arg == "--stream") {
+            o.stream = parse_number(arg, value(), 1, 1ull << 40);
+        } else if (arg == "--chunk") {
+            o.chunk = parse_number(arg, value(), 1, 64ull << 20);
         } else if (arg == "--host") {
             o.host = std::string(value());
         } else if (arg == "--port") {
@@ -580,8 +596,8 @@ int run_count(const Options& o) {
 
     if (o.json) {
         std::printf("{\"server\":\"%s\",\"count\":%llu,\"size\":%zu,\"total_s\":%.6f,"
-                    "\"mb_per_s\":%.3f,\"latency_ms\":{\"min\":%.3f,\"p50\":%.3f,"
-                    "\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f}}\n",
+                    "\"mb_per_s\":%.3f,\"rtt_ms\":{\"min\":%.4f,\"p50\":%.4f,"
+                    "\"p95\":%.4f,\"p99\":%.4f,\"max\":%.4f}}\n",
                     where.c_str(), static_cast<unsigned long long>(o.count), size, total_s,
                     mb_per_s, ms(latency.min()), ms(latency.percentile(50)),
                     ms(latency.percentile(95)), ms(latency.percentile(99)), ms(latency.max()));
@@ -593,6 +609,105 @@ int run_count(const Options& o) {
                     ms(latency.percentile(99)), ms(latency.max()));
         std::printf("[client] throughput : %.2f MB/s\n", mb_per_s);
     }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Stream mode
+// ---------------------------------------------------------------------------
+
+// Byte i of the stream is pool[i % pool.size()]. The pool is a little longer
+// than a chunk (kPoolSlack), so a chunk echoed twice, or one dropped, shifts
+// the pattern and fails the check.
+class StreamPattern {
+public:
+    explicit StreamPattern(size_t chunk) : pool_(make_pool(chunk)) {}
+
+    // The next contiguous run of the stream from `offset`, at most `limit` bytes.
+    std::pair<const char*, size_t> run(uint64_t offset, size_t limit) const {
+        const auto at = static_cast<size_t>(offset % pool_.size());
+        return {pool_.data() + at, std::min(limit, pool_.size() - at)};
+    }
+
+    // Checks data[0, len) against the stream from `offset`; throws on a difference.
+    void verify(uint64_t offset, const char* data, size_t len) const {
+        for (size_t done = 0; done < len;) {
+            const auto [expected, n] = run(offset + done, len - done);
+            // memcmp is the vectorised scan; std::mismatch only finds where, on failure.
+            if (std::memcmp(expected, data + done, n) != 0) {
+                const auto* differs = std::mismatch(expected, expected + n, data + done).first;
+                const auto at = offset + done + static_cast<uint64_t>(differs - expected);
+                throw Mismatch("stream echo differs at byte offset " + std::to_string(at));
+            }
+            done += n;
+        }
+    }
+
+private:
+    std::vector<char> pool_;
+};
+
+// One non-blocking connection, one poll() loop: send while unsent bytes
+// remain, read whenever the echo arrives (a client that only wrote would
+// deadlock once both sides' buffers are full), half-close after the last
+// byte, and finish at the server's EOF.
+int run_stream(const Options& o) {
+    std::string where;
+    const Fd fd = connect_to(resolve(o.host, o.port), timeout_ms(o), where);
+    const StreamPattern pattern(o.chunk);
+    std::vector<char> in(std::max(o.chunk, kStreamReadSize));
+    uint64_t sent = 0;
+    uint64_t got = 0;
+    bool eof = false;
+    const auto start = Clock::now();
+    while (!eof) {
+        pollfd p{fd.get(), static_cast<short>(POLLIN | (sent < o.stream ? POLLOUT : 0)), 0};
+        const int ready = ::poll(&p, 1, timeout_ms(o));
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) throw sys_error("poll", where, errno);
+        if (ready == 0) {
+            throw Fatal("stream " + where + ": nothing happened for " + std::to_string(timeout_ms(o)) +
+                        " ms (" + std::to_string(sent) + " bytes sent, " + std::to_string(got) +
+                        " echoed of " + std::to_string(o.stream) + ")");
+        }
+        if ((p.revents & POLLOUT) && sent < o.stream) {
+            const auto [data, len] = pattern.run(sent, std::min<uint64_t>(o.chunk, o.stream - sent));
+            const ssize_t n = ::send(fd.get(), data, len, MSG_NOSIGNAL);
+            if (n > 0) {
+                sent += static_cast<uint64_t>(n);
+                if (sent == o.stream && ::shutdown(fd.get(), SHUT_WR) < 0) {
+                    throw sys_error("shutdown", where, errno);
+                }
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                throw sys_error("send", where, errno);
+            }
+        }
+        if (p.revents & (POLLIN | POLLERR | POLLHUP)) {
+            const ssize_t n = ::recv(fd.get(), in.data(), in.size(), 0);
+            if (n > 0) {
+                const auto len = static_cast<size_t>(n);
+                if (got + len > o.stream) {
+                    throw Mismatch("the server echoed " + std::to_string(got + len) +
+                                   " bytes or more; only " + std::to_string(o.stream) + " were sent");
+                }
+                pattern.verify(got, in.data(), len);
+                got += len;
+            } else if (n == 0) {
+                eof = true;
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                throw sys_error("recv", where, errno);
+            }
+        }
+    }
+    const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
+    if (got != o.stream) {
+        throw Fatal("stream " + where + ": the server closed after echoing " + std::to_string(got) +
+                    " of " + std::to_string(o.stream) + " bytes");
+    }
+    std::printf("{\"server\":\"%s\",\"bytes\":%llu,\"chunk\":%zu,\"total_s\":%.6f,"
+                "\"mb_per_s\":%.3f}\n",
+                where.c_str(), static_cast<unsigned long long>(o.stream), o.chunk, total_s,
+                static_cast<double>(o.stream) / total_s / 1e6);
     return 0;
 }
 
@@ -912,6 +1027,7 @@ int run_client(int argc, char** argv) {
     // MSG_NOSIGNAL covers our sends; ignoring SIGPIPE covers everything else.
     ::signal(SIGPIPE, SIG_IGN);
     if (o.load) return run_load(o);
+    if (o.stream > 0) return run_stream(o);
     if (o.count == 1 && o.size == 0 && !o.json) return run_single(o);
     return run_count(o);
 }
