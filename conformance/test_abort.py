@@ -102,6 +102,7 @@ def close_unread_after_server_saw_fin(sock: socket.socket) -> None:
 
 
 Abort = Callable[[socket.socket], None]
+CLOSE_UNREAD_ROUNDS = 5
 
 
 @scenario("ABORT-001", "a client that resets (RST) at any point does not disturb the server")
@@ -127,9 +128,14 @@ def test_client_reset(target: Target, abort: Abort) -> None:
 )
 def test_client_closes_before_reading_echo(target: Target, abort: Abort) -> None:
     """The server MUST survive EPIPE/ECONNRESET (and SIGPIPE) when writing an echo nobody will read."""
-    with connect(target.address, timeout=10.0) as sock:
-        abort(sock)
-    assert_still_serving(target, after=f"a client closed with its echo unread ({abort.__name__})")
+    # Whether the server's failing write meets the RST (EPIPE, SIGPIPE) or comes before it is a
+    # race on the server's side; a few rounds make a server that dies of it die here every time.
+    for round_number in range(1, CLOSE_UNREAD_ROUNDS + 1):
+        with connect(target.address, timeout=10.0) as sock:
+            abort(sock)
+        assert_still_serving(
+            target, after=f"a client closed with its echo unread ({abort.__name__}, round {round_number})"
+        )
 
 
 QUICK_ABORTS: tuple[Abort, ...] = (reset_right_after_connect, reset_after_first_echo)

@@ -3,9 +3,11 @@
 Shared by the suite's own proofs: the mutants it must catch (test_suite_catches.py), the
 correct servers it must pass (test_correct_servers.py) and the third-party servers whose
 verdicts are recorded (test_third_party.py). A child run is a whole pytest session, because the
-matrix is built from the reports of a session; it is derandomized (Hypothesis profile ci), so a
-verdict replays, and it is bounded in time: at the deadline it gets SIGINT, so that its
-teardown still stops the servers it started, and SIGKILL if that does not end it.
+matrix is built from the reports of a session. It is derandomized (Hypothesis profile ``ci``, or
+``selftest``: ci without shrinking), so a verdict replays, and it is bounded in time: at the
+deadline it gets SIGINT, so that its teardown still stops the servers it started, and SIGKILL if
+that does not end it. The servers are started by the child's harness in sessions of their own
+and stopped by its teardown.
 """
 
 from __future__ import annotations
@@ -97,9 +99,6 @@ class SuiteRun:
 
     def failed(self) -> list[str]:
         return sorted(key for key, verdict in self.verdicts().items() if verdict == FAIL)
-
-    def count(self, verdict: str) -> int:
-        return sum(1 for found in self.verdicts().values() if found == verdict)
 
     def explain(self) -> str:
         """What a failing assertion about this run shows: verdicts, then the child's output."""

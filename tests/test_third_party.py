@@ -10,7 +10,6 @@ suite; the second test runs them.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -20,6 +19,8 @@ import pytest
 from suite_runs import run_suite
 from third_party import EVIDENCE, SERVERS, ThirdPartyServer
 
+pytestmark = pytest.mark.selftest
+
 EVIDENCE_TIMEOUT_S = 120.0
 CHILD_TIMEOUT_S = 600.0  # ncat deadlocks in several scenarios, each of which then waits out its timeout
 
@@ -28,8 +29,11 @@ def skip_unless_runnable(server: ThirdPartyServer) -> None:
     missing = [program for program in server.programs if shutil.which(program) is None]
     if missing:
         pytest.skip(f"{server.name}: {', '.join(missing)} not installed (CI installs them all)")
-    if server.needs_root and os.geteuid() != 0:
-        pytest.skip(f"{server.name}: needs root ({server.needs_root})")
+    if server.precondition is not None:
+        command, why = server.precondition
+        probe = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+        if probe.returncode != 0:
+            pytest.skip(f"{server.name}: {' '.join(command)} failed ({probe.stderr.strip()}); {why}")
 
 
 @pytest.mark.parametrize("server", SERVERS, ids=lambda server: server.name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from conformance.harness.report import NON_STRICT, PASS, SKIP
+from conformance.harness.report import FAIL, NON_STRICT, PASS, SKIP
 from impls.table import ROOT
 
 EVIDENCE = ROOT / "tests" / "evidence"
@@ -36,7 +36,8 @@ class ThirdPartyServer:
     command: str  # for --server-cmd
     programs: tuple[str, ...]  # what must be installed
     expected: dict[str, Expected] = field(default_factory=dict)
-    needs_root: str = ""  # why, if it does
+    # A command that must succeed for the server to run here, and why (inetd: a mount namespace).
+    precondition: tuple[tuple[str, ...], str] | None = None
 
     def allowed(self, scenario_id: str) -> frozenset[str]:
         if scenario_id in self.expected:
@@ -44,11 +45,58 @@ class ThirdPartyServer:
         return frozenset({PASS, SKIP})
 
 
-SOCAT_TIMING = expect(
-    NON_STRICT,
-    why="socat copies 8 KiB per read and sets no TCP_NODELAY: a 16 KiB echo leaves in two writes, "
-    "and Nagle holds the second until the client's delayed ACK (~40 ms)",
-    evidence="socat_timing_002.py",
+NODE_DIES_ON_RESET = expect(
+    FAIL,
+    why="s => s.pipe(s) has no 'error' listener: a client's reset (ECONNRESET/EPIPE) is an uncaught "
+    "'error' event and the whole process exits",
+    evidence="node_state_001.py",
+)
+NODE_DIES_ON_UNREAD_CLOSE = expect(
+    FAIL,
+    why="no 'error' listener: a client that closes with its echo unread makes the pending write fail "
+    "and the process exit",
+    evidence="node_abort_002.py",
+)
+NCAT_HALF_CLOSE = expect(
+    FAIL,
+    why="ncat --exec closes the connection at the client's EOF without waiting for cat's output: "
+    "the end of the echo is lost",
+    evidence="ncat_half_001.py",
+)
+NCAT_RELAY = "ncat relays socket -> cat -> socket in one process with blocking writes"
+NCAT_DEADLOCK = expect(
+    PASS,
+    FAIL,
+    why=f"either: {NCAT_RELAY}; when the echo lags, ncat blocks writing to cat while cat blocks "
+    "writing to ncat, and the connection hangs for good -- in some runs, wherever MiBs are in flight",
+    evidence="ncat_conc_005.py",
+)
+NCAT_FRAG_DEADLOCK = expect(
+    PASS,
+    FAIL,
+    why=f"either: {NCAT_RELAY}; 256 KiB sent whole and read back in small pieces deadlocks in most runs",
+    evidence="ncat_frag_002.py",
+)
+SOCAT_DEADLOCK = expect(
+    PASS,
+    FAIL,
+    why="either: socat reads 8 KiB and writes it in blocking mode into its own pipe, which poll() "
+    "calls writable with 4 KiB free; when the echo lags, the process sleeps on a pipe only it reads "
+    "and the connection hangs for good -- in some runs, wherever MiBs are in flight",
+    evidence="socat_conc_005.py",
+)
+# The scenarios that keep more than a pipe's worth of echo in flight, at times with the echo
+# lagging behind: where the relay deadlocks of socat and ncat strike, in some runs and not others.
+BULK = (
+    "CONC-004",
+    "CONC-005",
+    "ECHO-005",
+    "FLOW-001",
+    "FLOW-002",
+    "FLOW-003",
+    "FRAG-002",
+    "HALF-001",
+    "HALF-004",
 )
 
 SERVERS: tuple[ThirdPartyServer, ...] = (
@@ -56,25 +104,112 @@ SERVERS: tuple[ThirdPartyServer, ...] = (
         name="socat",
         command="socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE",
         programs=("socat",),
-        expected={"TIMING-002": SOCAT_TIMING},
+        expected={
+            **dict.fromkeys(BULK, SOCAT_DEADLOCK),
+            "LEAK-002": expect(
+                PASS,
+                FAIL,
+                why="either: a child caught in the pipe deadlock never exits after its client has gone; "
+                "the scenario's 5 close-unread clients hit it in most runs, not all",
+                evidence="socat_leak_002.py",
+            ),
+            "TIMING-002": expect(
+                NON_STRICT,
+                why="socat copies 8 KiB per read and sets no TCP_NODELAY: a 16 KiB echo leaves in two "
+                "writes, and Nagle holds the second until the client's delayed ACK (~40 ms)",
+                evidence="socat_timing_002.py",
+            ),
+            "TIMING-003": expect(
+                PASS,
+                NON_STRICT,
+                why="either: without TCP_NODELAY a 10 + 54-byte message stalls when socat reads the two "
+                "writes separately, a race on loopback",
+                evidence="socat_timing_003.py",
+            ),
+        },
     ),
     ThirdPartyServer(
         name="node",
         command="node -e \"require('net').createServer(s => s.pipe(s)).listen({port}, '127.0.0.1')\"",
         programs=("node",),
-        expected={},
+        expected={
+            "ABORT-001": NODE_DIES_ON_RESET,
+            "ABORT-002": NODE_DIES_ON_UNREAD_CLOSE,
+            "ABORT-003": NODE_DIES_ON_UNREAD_CLOSE,
+            "LEAK-002": NODE_DIES_ON_UNREAD_CLOSE,
+            "STATE-001": NODE_DIES_ON_RESET,
+            "TIMING-003": expect(
+                PASS,
+                NON_STRICT,
+                why="either: s.pipe(s) leaves Nagle on (no setNoDelay); a 10 + 54-byte message stalls "
+                "when node reads the two writes separately, a race on loopback",
+                evidence="node_timing_003.py",
+            ),
+        },
     ),
     ThirdPartyServer(
         name="ncat",
         command="ncat -l -k 127.0.0.1 {port} --exec /bin/cat",
         programs=("ncat",),
-        expected={},
+        expected={
+            "CONC-002": expect(
+                NON_STRICT,
+                why="ncat's --max-conns defaults to 100: client 101 is closed unserved (documented)",
+                evidence="ncat_conc_002.py",
+            ),
+            **dict.fromkeys(BULK, NCAT_DEADLOCK),
+            "FRAG-002": NCAT_FRAG_DEADLOCK,
+            "HALF-001": NCAT_HALF_CLOSE,
+            "HALF-004": NCAT_HALF_CLOSE,
+            "LEAK-002": expect(
+                PASS,
+                FAIL,
+                why="either: ncat and cat caught in the relay deadlock never exit after their client has "
+                "gone; the scenario's 5 close-unread clients hit it in most runs",
+                evidence="ncat_leak_002.py",
+            ),
+            "STATE-001": NCAT_HALF_CLOSE,
+            "TIMING-002": expect(
+                NON_STRICT,
+                why="ncat relays 8 KiB per read without TCP_NODELAY: a 16 KiB echo waits for a delayed ACK",
+                evidence="ncat_timing_002.py",
+            ),
+            "TIMING-003": expect(
+                PASS,
+                NON_STRICT,
+                why="either: without TCP_NODELAY a 10 + 54-byte message stalls when ncat reads the two "
+                "writes separately, a race on loopback",
+                evidence="ncat_timing_003.py",
+            ),
+        },
     ),
     ThirdPartyServer(
         name="inetd",
         command=f"sh {INETD} {{port}}",
         programs=("inetd", "unshare"),
-        expected={},
-        needs_root="inetd's internal echo is moved off port 7 in a private mount namespace",
+        expected={
+            "LIFE-005": expect(
+                FAIL,
+                why="inetd's echo children keep the SIGTERM handler of their parent: stopping inetd leaves "
+                "open connections open, so the restart scenario waits for a FIN that never comes",
+                evidence="inetd_life_005.py",
+            ),
+            "LIFE-006": expect(
+                FAIL,
+                why="by design of a super-server, inetd stays up on a taken port (the service is set "
+                "aside) and says nothing on stderr",
+                evidence="inetd_life_006.py",
+            ),
+            "TIMING-002": expect(
+                NON_STRICT,
+                why="inetd's internal echo copies 4 KiB at a time without TCP_NODELAY: Nagle + delayed ACK",
+                evidence="inetd_timing_002.py",
+            ),
+        },
+        precondition=(
+            ("unshare", "--mount", "true"),
+            "inetd's internal echo is moved off port 7 in a private mount namespace: needs root "
+            "(CAP_SYS_ADMIN)",
+        ),
     ),
 )

@@ -20,6 +20,9 @@ from conformance.harness.servers import Address
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_READ_SIZE = 65536
+# A correct server on loopback never lets 10 s pass without moving a byte while the client is
+# reading and writing; a deadlocked one would otherwise hold the run for the whole timeout.
+STALL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def exchange(
 def _run(
     sock: socket.socket, writer: _Writer, read_sizes: Iterator[int], half_close: bool, timeout: float
 ) -> Outcome:
-    started = time.monotonic()
+    started = last_progress = time.monotonic()
     deadline = started + timeout
     received = bytearray()
     eof = reset = shut = False
@@ -122,16 +125,23 @@ def _run(
             if writer.done and not half_close and len(received) >= len(writer.payload):
                 break
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline or now - last_progress >= STALL_S:
+                why = (
+                    f"not complete within {timeout} s"
+                    if now >= deadline
+                    else f"no byte moved for {STALL_S} s"
+                )
                 raise ExchangeTimeout(
-                    f"no progress to completion within {timeout} s: sent {writer.offset} of "
-                    f"{len(writer.payload)} bytes, received {len(received)}, eof={eof}"
+                    f"{why}: sent {writer.offset} of {len(writer.payload)} bytes, "
+                    f"received {len(received)}, eof={eof}"
                 )
             want_write = not writer.done and now >= writer.not_before
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
             selector.modify(sock, events)
-            wait = deadline - now if writer.done or want_write else min(deadline, writer.not_before) - now
+            wake = min(deadline, last_progress + STALL_S)
+            wait = wake - now if writer.done or want_write else min(wake, writer.not_before) - now
             for _, mask in selector.select(max(0.0, wait)):
+                progress_before = (writer.offset, len(received))
                 try:
                     if mask & selectors.EVENT_READ:
                         chunk = sock.recv(next(read_sizes))
@@ -143,6 +153,8 @@ def _run(
                     continue  # EAGAIN / EINTR: spurious readiness, try again
                 except (ConnectionResetError, BrokenPipeError):
                     reset = True
+                if (writer.offset, len(received)) != progress_before:
+                    last_progress = time.monotonic()
     sock.settimeout(timeout)
     return Outcome(bytes(received), eof, reset, time.monotonic() - started)
 

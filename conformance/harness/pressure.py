@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from conformance.harness.duplex import DEFAULT_READ_SIZE, ExchangeTimeout, Outcome, connect
+from conformance.harness.duplex import DEFAULT_READ_SIZE, STALL_S, ExchangeTimeout, Outcome, connect
 from conformance.harness.servers import Address
 from conformance.harness.streams import assert_same_stream
 
@@ -231,7 +231,7 @@ def resume(
     started = time.monotonic()
     sock.setblocking(False)
     with selectors.DefaultSelector() as selector:
-        loop = _CrowdLoop(selector, PUSH_CHUNK, len(payload) or 1, timeout, stall_s=timeout)
+        loop = _CrowdLoop(selector, PUSH_CHUNK, len(payload) or 1, timeout, stall_s=STALL_S)
         loop.peers.append(peer := _Peer(0, sock, payload, sent=already_sent))
         loop.run_until(lambda peer: peer.echoed, f"read back the whole echo ({what})")
     sock.settimeout(timeout)

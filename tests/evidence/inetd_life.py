@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 RUN_INETD = Path(__file__).resolve().parent.parent / "inetd" / "run_inetd.sh"
@@ -35,10 +35,8 @@ def inetd(port: int) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield server
     finally:
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         server.wait(timeout=TIMEOUT_S)
 
 

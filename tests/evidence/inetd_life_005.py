@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import time
 
@@ -56,8 +55,10 @@ def client_close_ends_child() -> bool:
 
 def main() -> int:
     closed, survivors = sigterm_closes_connection()
-    print(f"SIGTERM to inetd's process group: connection closed within {FIN_WAIT_S} s: {closed}; "
-          f"still running: {survivors}")
+    print(
+        f"SIGTERM to inetd's process group: connection closed within {FIN_WAIT_S} s: {closed}; "
+        f"still running: {survivors}"
+    )
     for pid in survivors:
         with open(f"/proc/{pid}/status") as status:
             caught = next(line for line in status if line.startswith("SigCgt:")).split()[1]

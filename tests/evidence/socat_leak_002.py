@@ -19,10 +19,14 @@ DEFECT = "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
 CONTROL = "socat -b4096 TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
 CLIENTS = 5
 EXIT_WAIT_S = 5.0
+ATTEMPTS = 3  # the deadlock is a race: a round of clients may all escape it
 
 
 def main() -> int:
-    defect_echoed, defect_left = stalled_clients(DEFECT, CLIENTS, EXIT_WAIT_S)
+    for _ in range(ATTEMPTS):
+        defect_echoed, defect_left = stalled_clients(DEFECT, CLIENTS, EXIT_WAIT_S)
+        if defect_left:
+            break
     control_echoed, control_left = stalled_clients(CONTROL, CLIENTS, EXIT_WAIT_S)
     for command, echoed, left in (
         (DEFECT, defect_echoed, defect_left),

@@ -1,4 +1,4 @@
-// MUTANT: a thread per connection in C that never ignores SIGPIPE: a write to a dead client kills the process | expect: ABORT-002 | gap: no scenario writes to a client whose FIN arrived before its RST (CLOSE_WAIT): the write then fails with ECONNRESET, which raises no SIGPIPE
+// MUTANT: a thread per connection in C that never ignores SIGPIPE: a write to a dead client kills the process | expect: ABORT-002
 /* A textbook pthread echo server. write() on a connection the client has closed raises SIGPIPE,
  * whose default action terminates the whole process -- every other client with it. The fix is
  * one line: signal(SIGPIPE, SIG_IGN) (or send(..., MSG_NOSIGNAL)).
