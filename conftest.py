@@ -18,16 +18,14 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 
-from conformance.harness.build import BuildError
 from conformance.harness.report import MatrixPlugin
-from conformance.harness.servers import STARTUP_TIMEOUT_S, Address, ServerStartError
+from conformance.harness.servers import STARTUP_TIMEOUT_S, Address
 from conformance.harness.targets import (
     EXTERNAL,
     Target,
     TargetSpec,
-    close_target,
-    open_target,
     parse_capabilities,
+    serving,
 )
 from impls.table import BY_NAME, IMPLEMENTATIONS, STANDARD
 
@@ -162,14 +160,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """The running server under test, started once per session and implementation."""
-    spec: TargetSpec = request.param
-    try:
-        running = open_target(spec)
-    except (BuildError, ServerStartError) as exc:
-        pytest.fail(f"{spec.name}: {exc}", pytrace=False)
-    yield running
-    if problem := close_target(running):
-        pytest.fail(problem, pytrace=False)
+    with serving(request.param) as running:
+        yield running
 
 
 @pytest.fixture(autouse=True)

@@ -34,8 +34,8 @@ from benchmarks.workloads import (
     start_sockperf_server,
 )
 from conformance.harness.build import BuildError, ensure_cpp_built
-from conformance.harness.servers import Address, ServerProcess, ServerStartError
-from conformance.harness.targets import Target, TargetSpec, close_target, open_target
+from conformance.harness.servers import Address, ServerProcess
+from conformance.harness.targets import Target, TargetSpec, serving
 from conftest import TARGET_SPECS
 
 # Before any server starts: 10,000 connections need 10,000 descriptors in the server (which
@@ -104,13 +104,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[Target]:
     spec: TargetSpec = request.param
     if spec.name == NODE and not have("node"):
         pytest.skip("the Node.js baseline needs 'node' on PATH")
-    try:
-        running = open_target(spec)
-    except (BuildError, ServerStartError) as exc:
-        pytest.fail(f"{spec.name}: {exc}", pytrace=False)
-    yield running
-    if problem := close_target(running):
-        pytest.fail(problem, pytrace=False)
+    with serving(spec) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

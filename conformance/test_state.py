@@ -265,8 +265,7 @@ def test_connection_state_machine(target: Target) -> None:
     half-close, all of it and then EOF, whatever the other connections do (resets included)."""
     server = MachineServer(target)
     try:
-        # Hypothesis leaves this function unannotated; its signature is (factory, *, settings).
-        run_state_machine_as_test(  # type: ignore[no-untyped-call]
+        run_state_machine_as_test(
             echo_machine(server), settings=settings(max_examples=10, stateful_step_count=30)
         )
     except (AssertionError, OSError) as failure:

@@ -7,18 +7,21 @@ that need their own (restart on the same port, SIGTERM with connections open, ..
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conformance.harness.build import ensure_cpp_built
+from conformance.harness.build import BuildError, ensure_cpp_built
 from conformance.harness.sanitizers import sanitizer_report
 from conformance.harness.servers import (
     STARTUP_TIMEOUT_S,
     Address,
     ServerProcess,
+    ServerStartError,
     connectable_host,
     start_announcing,
     start_command,
@@ -153,3 +156,16 @@ def close_target(target: Target) -> str | None:
             f"in {elapsed:.2f} s\n  stderr:\n{target.server.stderr_text()}"
         )
     return None
+
+
+@contextlib.contextmanager
+def serving(spec: TargetSpec) -> Iterator[Target]:
+    """The body of a session fixture: a server that fails to start, or stops badly, fails the
+    test that reaches it, with the server's own words."""
+    try:
+        running = open_target(spec)
+    except (BuildError, ServerStartError) as exc:
+        pytest.fail(f"{spec.name}: {exc}", pytrace=False)
+    yield running
+    if problem := close_target(running):
+        pytest.fail(problem, pytrace=False)
