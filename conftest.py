@@ -16,9 +16,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, settings
 
 from conformance.harness.report import MatrixPlugin
+from conformance.harness.scenarios import NO_SHRINK
 from conformance.harness.servers import STARTUP_TIMEOUT_S, Address
 from conformance.harness.targets import (
     EXTERNAL,
@@ -31,7 +32,6 @@ from impls.table import BY_NAME, IMPLEMENTATIONS, STANDARD
 
 NAMED_ONLY = [name for name, impl in BY_NAME.items() if not impl.default]  # e.g. --impl cpp-asan
 
-NO_SHRINK = (Phase.explicit, Phase.reuse, Phase.generate)
 # Network I/O has no meaningful per-example deadline; the tests bound their own time.
 _NETWORK = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", _NETWORK, max_examples=20)

@@ -29,7 +29,13 @@ import pytest
 from conformance.harness.duplex import connect, exchange
 from conformance.harness.pressure import push_until_stalled
 from conformance.harness.scenarios import scenario
-from conformance.harness.servers import STOP_TIMEOUT_S, Address, ServerProcess, ServerStartError
+from conformance.harness.servers import (
+    STOP_TIMEOUT_S,
+    Address,
+    ServerProcess,
+    ServerStartError,
+    spawn_command,
+)
 from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target, TargetSpec
 from impls.table import ANNOUNCES, GRACEFUL_EXIT, IPV6
@@ -66,9 +72,7 @@ def start_on_port(spec: TargetSpec, port: int) -> ServerProcess:
     if spec.implementation is not None:
         return ServerProcess(spec.implementation.argv(spec.host, port))
     assert spec.command is not None, "only an address was given: require_launch() skips that"
-    command = spec.command.replace("{port}", str(port)).replace("{host}", spec.host)
-    # exec: the shell becomes the server, so its pid is the server's.
-    return ServerProcess([f"exec {command}"], shell=True)  # noqa: S604 - --server-cmd is a shell command
+    return spawn_command(spec.command, spec.host, port)
 
 
 def launch_on_port(spec: TargetSpec, port: int) -> tuple[ServerProcess, Address]:

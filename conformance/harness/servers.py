@@ -215,9 +215,20 @@ def start_announcing(
 ) -> tuple[ServerProcess, Address]:
     """Start a server that announces its address (in environment ``env``, None: ours); return
     it once it has."""
-    server = ServerProcess(argv, env=env)
+    return until_announced(ServerProcess(argv, env=env), timeout)
+
+
+def until_announced(server: ServerProcess, timeout: float) -> tuple[ServerProcess, Address]:
+    """Wait for ``server``'s announce line; return it with the address to connect to."""
     announced = server.wait_for_announce(timeout)
     return server, Address(connectable_host(announced.host), announced.port)
+
+
+def spawn_command(template: str, host: str, port: int) -> ServerProcess:
+    """Start a ``--server-cmd`` template with ``{port}`` and ``{host}`` filled in, not waiting."""
+    command = template.replace("{port}", str(port)).replace("{host}", host)
+    # exec: the shell becomes the server, so its pid is the server's (for /proc checks).
+    return ServerProcess([f"exec {command}"], shell=True)  # noqa: S604 - --server-cmd is a shell command by design
 
 
 def start_command(
@@ -225,8 +236,6 @@ def start_command(
 ) -> tuple[ServerProcess, Address]:
     """Start ``--server-cmd`` with ``{port}`` filled in; return it once it accepts."""
     address = Address(host, free_port(host))
-    command = template.replace("{port}", str(address.port)).replace("{host}", host)
-    # exec: the shell becomes the server, so its pid is the server's (for /proc checks).
-    server = ServerProcess([f"exec {command}"], shell=True)  # noqa: S604 - --server-cmd is a shell command by design
+    server = spawn_command(template, host, address.port)
     server.wait_until_accepting(address, timeout)
     return server, address

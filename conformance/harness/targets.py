@@ -22,9 +22,10 @@ from conformance.harness.servers import (
     Address,
     ServerProcess,
     ServerStartError,
-    connectable_host,
+    spawn_command,
     start_announcing,
     start_command,
+    until_announced,
 )
 from impls.table import ANNOUNCES, NEEDS_CPP_BUILD, STANDARD, Implementation
 
@@ -68,11 +69,7 @@ class TargetSpec:
     def _start_announcing_command(self, host: str, port: int) -> tuple[ServerProcess, Address]:
         """A command declared to announce is trusted like a row: its announce line means ready."""
         assert self.command is not None
-        command = self.command.replace("{port}", str(port)).replace("{host}", host)
-        # exec: the shell becomes the server, so its pid is the server's (for /proc checks).
-        server = ServerProcess([f"exec {command}"], shell=True)  # noqa: S604 - --server-cmd is a shell command by design
-        announced = server.wait_for_announce(self.startup_timeout)
-        return server, Address(connectable_host(announced.host), announced.port)
+        return until_announced(spawn_command(self.command, host, port), self.startup_timeout)
 
     @property
     def can_launch(self) -> bool:
