@@ -6,6 +6,10 @@ Options (see ``pytest --help``, group "echo servers"):
   --server-cmd COMMAND   any echo server; ``{port}`` (and ``{host}``) are filled in
   --server-addr H:P      a server that is already running
   --server-capabilities  what a --server-cmd server can do (announces, graceful-exit, ipv6)
+  --transport tcp|tls    the transports to test (repeatable; default: tcp and tls for the
+                         built-in rows, tcp for an external server)
+  --tls-cafile, --tls-insecure   how to trust an external TLS server that does not use the
+                         suite's test certificate ({cert}, {key}, {certkey}, {ca} in --server-cmd)
 Each server is started once per pytest session (once per xdist worker) and stopped at the
 end with SIGTERM; a built-in server that does not then exit 0 is reported as an error.
 """
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -23,12 +28,15 @@ from conformance.harness.scenarios import NO_SHRINK
 from conformance.harness.servers import STARTUP_TIMEOUT_S, Address
 from conformance.harness.targets import (
     EXTERNAL,
+    TCP,
+    TRANSPORTS,
     Target,
     TargetSpec,
     parse_capabilities,
     serving,
 )
-from impls.table import BY_NAME, IMPLEMENTATIONS, STANDARD
+from conformance.harness.tls import ClientTLS, TestCertificates
+from impls.table import BY_NAME, IMPLEMENTATIONS, STANDARD, TLS
 
 NAMED_ONLY = [name for name, impl in BY_NAME.items() if not impl.default]  # e.g. --impl cpp-asan
 
@@ -70,6 +78,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"({', '.join(sorted(STANDARD))}); default: none, so the scenarios that need one skip",
     )
     group.addoption(
+        "--transport",
+        action="append",
+        default=[],
+        choices=TRANSPORTS,
+        help="transport to test (repeatable; default: tcp and tls for built-in rows, tcp for "
+        "--server-cmd/--server-addr; a --server-cmd for tls may use {cert} {key} {certkey} {ca})",
+    )
+    group.addoption(
+        "--tls-cafile",
+        metavar="PEM",
+        help="CA to verify an external TLS server with (default: the suite's test CA, for a "
+        "--server-cmd that uses {cert})",
+    )
+    group.addoption(
+        "--tls-insecure",
+        action="store_true",
+        help="do not verify an external TLS server's certificate",
+    )
+    group.addoption(
         "--server-host",
         default="127.0.0.1",
         metavar="HOST",
@@ -102,7 +129,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _target_specs(config: pytest.Config) -> list[TargetSpec]:
+def _target_specs(config: pytest.Config, certificates: TestCertificates) -> list[TargetSpec]:
     host: str = config.getoption("server_host")
     timeout: float = config.getoption("startup_timeout")
     command: str | None = config.getoption("server_cmd")
@@ -115,38 +142,77 @@ def _target_specs(config: pytest.Config) -> list[TargetSpec]:
         raise pytest.UsageError(f"--server-capabilities: {exc}") from exc
     if capabilities and not command:
         raise pytest.UsageError("--server-capabilities describes a --server-cmd server; give one")
+    external = bool(command or address)
+    transports: list[str] = list(dict.fromkeys(config.getoption("transport"))) or (
+        [TCP] if external else list(TRANSPORTS)
+    )
+    trust = _external_trust(config, command) if external and TLS in transports else certificates.client()
+    base = TargetSpec(
+        EXTERNAL, host=host, startup_timeout=timeout, certificates=certificates, client_tls=trust
+    )
     if command:
         if "{port}" not in command:
             raise pytest.UsageError(
                 "--server-cmd must contain {port}, e.g. 'socat TCP-LISTEN:{port},fork PIPE'"
             )
-        return [
-            TargetSpec(
-                EXTERNAL, command=command, host=host, startup_timeout=timeout, capabilities=capabilities
-            )
-        ]
-    if address:
+        base = replace(base, command=command, capabilities=capabilities)
+    elif address:
         try:
-            return [TargetSpec(EXTERNAL, address=Address.parse(address), startup_timeout=timeout)]
+            base = replace(base, address=Address.parse(address))
         except ValueError as exc:
             raise pytest.UsageError(f"--server-addr: {exc}") from exc
+    if external:
+        return [
+            replace(base, name=_named(EXTERNAL, transport), transport=transport) for transport in transports
+        ]
     names: list[str] = config.getoption("impl") or [impl.name for impl in IMPLEMENTATIONS]
     return [
-        TargetSpec(name, implementation=BY_NAME[name], host=host, startup_timeout=timeout)
+        replace(base, name=_named(name, transport), implementation=BY_NAME[name], transport=transport)
+        for transport in transports
         for name in dict.fromkeys(names)
+        if transport == TCP or BY_NAME[name].has(TLS)
     ]
 
 
+def _named(name: str, transport: str) -> str:
+    """The test id: the row's name over TCP (as it always was), NAME-tls over TLS."""
+    return name if transport == TCP else f"{name}-{transport}"
+
+
+def _external_trust(config: pytest.Config, command: str | None) -> ClientTLS:
+    """How to trust an external TLS server: --tls-cafile, --tls-insecure, or the suite's CA
+    when the command is given the suite's certificate."""
+    cafile: str | None = config.getoption("tls_cafile")
+    if config.getoption("tls_insecure"):
+        return ClientTLS.trusting(None)
+    if cafile:
+        return ClientTLS.trusting(cafile)
+    if command and any(f"{{{name}}}" in command for name in ("cert", "certkey")):
+        return config.stash[CERTIFICATES].client()
+    raise pytest.UsageError(
+        "--transport tls for an external server: use {cert} and {key} (or {certkey}) in --server-cmd, "
+        "or give --tls-cafile PEM or --tls-insecure"
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[TARGET_SPECS] = _target_specs(config)
+    # The test certificate (trustme), in a temporary directory removed at the end of the session.
+    config.stash[CERTIFICATES] = TestCertificates()
+    config.stash[TARGET_SPECS] = _target_specs(config, config.stash[CERTIFICATES])
     config.pluginmanager.register(MatrixPlugin(config), "conformance-matrix")
     config.addinivalue_line(
         "markers", "scenario(id, title, level): a conformance scenario (see conformance/)"
     )
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if certificates := config.stash.get(CERTIFICATES, None):
+        certificates.cleanup()
+
+
 # The servers of this session; public so that benchmarks/conftest.py can add its Node.js baseline.
 TARGET_SPECS = pytest.StashKey[list[TargetSpec]]()
+CERTIFICATES = pytest.StashKey[TestCertificates]()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -22,6 +22,7 @@ from conformance.harness.pressure import push_until_stalled, read_until_delivere
 from conformance.harness.scenarios import scenario
 from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
+from conformance.harness.tls import Stream
 
 MiB = 1 << 20
 FIRST_CHUNK = 64 * 1024
@@ -55,37 +56,37 @@ def assert_still_serving(target: Target, after: str) -> None:
         assert target.server.process.poll() is None, f"after {after}: {server_state(target)}"
 
 
-def reset_right_after_connect(sock: socket.socket) -> None:
+def reset_right_after_connect(sock: Stream) -> None:
     reset(sock)
 
 
-def reset_after_first_echo(sock: socket.socket) -> None:
+def reset_after_first_echo(sock: Stream) -> None:
     """Send 64 KiB, wait until some of it has come back, then reset with the rest in flight."""
     sock.sendall(seeded_payload(FIRST_CHUNK, seed=1))
     assert sock.recv(1), "the server closed the connection instead of echoing"
     reset(sock)
 
 
-def reset_while_server_is_blocked_writing(sock: socket.socket) -> None:
+def reset_while_server_is_blocked_writing(sock: Stream) -> None:
     """Push until flow control stops the client (the server's output is full), then reset."""
     push_until_stalled(sock, seeded_payload(LARGE_PUSH, seed=2), quiet_s=0.2)
     reset(sock)
 
 
-def close_with_echo_unread(sock: socket.socket) -> None:
+def close_with_echo_unread(sock: Stream) -> None:
     """Push until stalled, then close(): unread data makes the kernel send RST, not FIN."""
     push_until_stalled(sock, seeded_payload(LARGE_PUSH, seed=3), quiet_s=0.2)
     sock.close()
 
 
-def half_close_then_close_unread(sock: socket.socket) -> None:
+def half_close_then_close_unread(sock: Stream) -> None:
     """Push, half-close (the server sees EOF while its echo is still owed), then close unread."""
     push_until_stalled(sock, seeded_payload(LARGE_PUSH, seed=4), quiet_s=0.2)
     sock.shutdown(socket.SHUT_WR)
     sock.close()
 
 
-def close_unread_after_server_saw_fin(sock: socket.socket) -> None:
+def close_unread_after_server_saw_fin(sock: Stream) -> None:
     """Push, half-close, read just enough for the server to receive everything and the FIN, then
     close with the echo unread.
 
@@ -101,7 +102,7 @@ def close_unread_after_server_saw_fin(sock: socket.socket) -> None:
     sock.close()
 
 
-Abort = Callable[[socket.socket], None]
+Abort = Callable[[Stream], None]
 CLOSE_UNREAD_ROUNDS = 5
 
 

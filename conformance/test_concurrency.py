@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conformance.harness.duplex import Outcome, connect, exchange
+from conformance.harness.duplex import Outcome, connect, connect_within, exchange
 from conformance.harness.pressure import exchange_crowd, push_until_stalled, raise_fd_limit, read_back
 from conformance.harness.scenarios import NO_SHRINK, scenario
 from conformance.harness.streams import assert_same_stream, seeded_payload
@@ -102,7 +102,7 @@ def test_silent_clients_do_not_block_accept(target: Target) -> None:
     reaches the client that speaks.
     """
     with ExitStack() as stack:
-        silent = [stack.enter_context(connect(target.address, timeout=10.0)) for _ in range(SILENT_CLIENTS)]
+        silent = [connect_within(stack, target.address, timeout=10.0) for _ in range(SILENT_CLIENTS)]
         payload = seeded_payload(1024, seed=3)
         outcome = exchange(target.address, payload, half_close=False, timeout=10.0)
         assert_same_stream(payload, outcome.received, what=f"a client after {SILENT_CLIENTS} silent ones")

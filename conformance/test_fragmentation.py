@@ -15,7 +15,6 @@ that mishandles the half-close fails the HALF family, not this one.
 from __future__ import annotations
 
 import itertools
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from conformance.harness.scenarios import NO_SHRINK, scenario
 from conformance.harness.servers import Address
 from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
+from conformance.harness.tls import Stream
 
 KiB = 1 << 10
 PRIME_CHUNK = 997
@@ -178,7 +178,7 @@ def test_fragment_echoed_without_waiting_for_more(target: Target) -> None:
             )
 
 
-def receive_exactly(sock: socket.socket, size: int, deadline: float) -> bytes:
+def receive_exactly(sock: Stream, size: int, deadline: float) -> bytes:
     """Read ``size`` bytes, or whatever arrived by the deadline (the caller compares)."""
     data = bytearray()
     while len(data) < size and (remaining := deadline - time.monotonic()) > 0:

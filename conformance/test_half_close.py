@@ -23,6 +23,7 @@ from conformance.harness.pressure import push_until_stalled
 from conformance.harness.scenarios import NO_SHRINK, scenario
 from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
+from conformance.harness.tls import Stream, buffered_input
 
 KiB, MiB = 1 << 10, 1 << 20
 IDLE_S = 3.0
@@ -82,14 +83,14 @@ def test_idle_connection_still_echoes(target: Target) -> None:
     )
 
 
-def read_for(sock: socket.socket, duration: float) -> bytes:
+def read_for(sock: Stream, duration: float) -> bytes:
     """Whatever the server sends during ``duration`` seconds; fails on its EOF or a reset."""
     deadline = time.monotonic() + duration
     received = bytearray()
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ)
         while (remaining := deadline - time.monotonic()) > 0:
-            if not selector.select(remaining):
+            if not (buffered_input(sock) or selector.select(remaining)):
                 continue
             idle_s = time.monotonic() - (deadline - duration)
             try:

@@ -26,7 +26,7 @@ from contextlib import ExitStack, contextmanager, suppress
 import psutil
 import pytest
 
-from conformance.harness.duplex import connect, exchange
+from conformance.harness.duplex import connect, connect_within, exchange
 from conformance.harness.pressure import push_until_stalled
 from conformance.harness.scenarios import scenario
 from conformance.harness.servers import (
@@ -34,7 +34,6 @@ from conformance.harness.servers import (
     Address,
     ServerProcess,
     ServerStartError,
-    spawn_command,
 )
 from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target, TargetSpec
@@ -67,20 +66,12 @@ def fresh_server(
         server.stop()
 
 
-def start_on_port(spec: TargetSpec, port: int) -> ServerProcess:
-    """Start the server on a chosen port without waiting for it (a row, or --server-cmd filled in)."""
-    if spec.implementation is not None:
-        return ServerProcess(spec.implementation.argv(spec.host, port))
-    assert spec.command is not None, "only an address was given: require_launch() skips that"
-    return spawn_command(spec.command, spec.host, port)
-
-
 def launch_on_port(spec: TargetSpec, port: int) -> tuple[ServerProcess, Address]:
     """Start the server on a chosen port and wait until it is ready (announce, or accept)."""
     if spec.implementation is not None:
         return spec.launch(port=port)
-    server = start_on_port(spec, port)
-    address = Address(spec.host, port)
+    server = spec.spawn(port=port)
+    address = spec.reach(Address(spec.host, port))
     server.wait_until_accepting(address, spec.startup_timeout)
     return server, address
 
@@ -128,12 +119,12 @@ def test_port_zero_announces_real_port(target: Target) -> None:
 def open_busy_connections(address: Address, stack: ExitStack) -> str:
     """Idle connections (one echo done) and connections stalled mid-echo; returns a description."""
     for index in range(IDLE_CONNECTIONS):
-        sock = stack.enter_context(connect(address, timeout=IO_TIMEOUT_S))
+        sock = connect_within(stack, address, timeout=IO_TIMEOUT_S)
         outcome = exchange(address, PROBE, half_close=False, sock=sock, timeout=IO_TIMEOUT_S)
         assert_same_stream(PROBE, outcome.received, what=f"idle connection {index} before the signal")
     in_flight = []
     for _ in range(MID_ECHO_CONNECTIONS):
-        sock = stack.enter_context(connect(address, timeout=IO_TIMEOUT_S))
+        sock = connect_within(stack, address, timeout=IO_TIMEOUT_S)
         push = push_until_stalled(sock, MID_ECHO_PUSH, quiet_s=STALL_QUIET_S, timeout=IO_TIMEOUT_S)
         in_flight.append(push.sent)
     return (
@@ -182,9 +173,7 @@ def test_sigint_with_connections_open(target: Target) -> None:
 def leave_time_wait(server: ServerProcess, address: Address) -> None:
     """Stop the server while connections are open, so it closes first: its side ends in TIME_WAIT."""
     with ExitStack() as stack:
-        socks = [
-            stack.enter_context(connect(address, timeout=IO_TIMEOUT_S)) for _ in range(TIME_WAIT_CONNECTIONS)
-        ]
+        socks = [connect_within(stack, address, timeout=IO_TIMEOUT_S) for _ in range(TIME_WAIT_CONNECTIONS)]
         for sock in socks:
             outcome = exchange(address, PROBE, half_close=False, sock=sock, timeout=IO_TIMEOUT_S)
             assert_same_stream(PROBE, outcome.received, what=f"a connection to {address} before the restart")
@@ -236,7 +225,7 @@ def busy_port(host: str) -> Iterator[int]:
 def run_on_busy_port(spec: TargetSpec) -> tuple[int | None, float, str, int]:
     """Start the server on a taken port: (exit code or None if still running, seconds, stderr, port)."""
     with busy_port(spec.host) as port:
-        server = start_on_port(spec, port)
+        server = spec.spawn(port=port)
         started = time.monotonic()
         try:
             code: int | None = server.process.wait(timeout=spec.startup_timeout)

@@ -34,6 +34,7 @@ from conformance.harness.scenarios import scenario
 from conformance.harness.servers import Address, ServerProcess
 from conformance.harness.streams import assert_same_stream, describe_mismatch
 from conformance.harness.targets import Target
+from conformance.harness.tls import Stream, buffered_input, flush, pending_output
 
 KiB = 1 << 10
 MAX_OPEN = 4
@@ -51,7 +52,7 @@ class Connection:
     """One client connection and the two streams the invariant compares."""
 
     number: int
-    sock: socket.socket
+    sock: Stream
     sent: bytearray = field(default_factory=bytearray)
     received: bytearray = field(default_factory=bytearray)
 
@@ -64,7 +65,8 @@ class Connection:
         deadline = time.monotonic() + wait
         with selectors.DefaultSelector() as selector:
             selector.register(self.sock, selectors.EVENT_READ)
-            while selector.select(max(0.0, deadline - time.monotonic())):
+            # TLS may hold decrypted bytes the socket will not signal again: read those first.
+            while buffered_input(self.sock) or selector.select(max(0.0, deadline - time.monotonic())):
                 chunk = self.recv()
                 if chunk == b"":
                     return True
@@ -88,7 +90,7 @@ class Connection:
         deadline = time.monotonic() + IO_TIMEOUT_S
         with selectors.DefaultSelector() as selector:
             selector.register(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE)
-            while view:
+            while view or pending_output(self.sock):  # over TLS, until the ciphertext is out too
                 remaining = deadline - time.monotonic()
                 assert remaining > 0, (
                     f"{self.name}: could not send {len(view)} more bytes in {IO_TIMEOUT_S} s"
@@ -105,6 +107,9 @@ class Connection:
 
     def send_some(self, view: memoryview) -> int:
         try:
+            if not view:
+                flush(self.sock)
+                return 0
             return self.sock.send(view)
         except (BlockingIOError, InterruptedError):
             return 0

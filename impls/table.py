@@ -2,7 +2,9 @@
 
 Conformance and benchmarks both read this table; adding an implementation is adding one row.
 A row's command line is a template: ``{python}``, ``{root}``, ``{host}`` and ``{port}`` are
-filled in by the harness (``{port}`` is 0 unless a scenario needs a specific port).
+filled in by the harness (``{port}`` is 0 unless a scenario needs a specific port). A row with
+the ``TLS`` capability also runs over TLS: the harness then appends ``TLS_OPTIONS`` with the
+test certificate's files as ``{cert}`` and ``{key}``.
 
 ``IMPLEMENTATIONS`` is the default selection (``pytest conformance``, the benchmarks, the CLI
 tests); ``ALL_IMPLEMENTATIONS`` adds the rows that run only when named with ``--impl``: the
@@ -29,8 +31,10 @@ ANNOUNCES = "announces"  # prints "[server] listening on HOST:PORT" after listen
 IPV6 = "ipv6"  # accepts --host ::1
 GRACEFUL_EXIT = "graceful-exit"  # exits 0 within 1 s on SIGTERM / SIGINT
 NEEDS_CPP_BUILD = "needs-cpp-build"  # its binary is built from cpp/ by the harness
+TLS = "tls"  # with TLS_OPTIONS it speaks TLS 1.2/1.3 and announces "... (tls)"
 
-PLACEHOLDER = re.compile(r"\{(python|root|host|port)\}")
+PLACEHOLDER = re.compile(r"\{(python|root|host|port|cert|key)\}")
+TLS_OPTIONS = ("--tls-cert", "{cert}", "--tls-key", "{key}")
 
 STANDARD = frozenset({ANNOUNCES, IPV6, GRACEFUL_EXIT})
 
@@ -58,10 +62,15 @@ class Implementation:
     default: bool = True  # in the default selection; False: runs only when named with --impl
     environment: tuple[tuple[str, str], ...] = ()  # variables added to the server's environment
 
-    def argv(self, host: str = "127.0.0.1", port: int = 0) -> list[str]:
-        """The command line with its placeholders filled in."""
+    def argv(self, host: str = "127.0.0.1", port: int = 0, tls: tuple[Path, Path] | None = None) -> list[str]:
+        """The command line with its placeholders filled in; with ``tls`` (certificate and key
+        files), the TLS options too."""
         values = {"python": sys.executable, "root": str(ROOT), "host": host, "port": str(port)}
-        return [PLACEHOLDER.sub(lambda match: values[match[1]], part) for part in self.command]
+        template = self.command
+        if tls is not None:
+            values.update(cert=str(tls[0]), key=str(tls[1]))
+            template += TLS_OPTIONS
+        return [PLACEHOLDER.sub(lambda match: values[match[1]], part) for part in template]
 
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -83,31 +92,31 @@ ALL_IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         name="threaded",
         command=_python_module("impls.threaded"),
-        capabilities=STANDARD,
+        capabilities=STANDARD | {TLS},
         summary="Python, one blocking thread per connection",
     ),
     Implementation(
         name="asyncio",
         command=_python_module("impls.asyncio_server"),
-        capabilities=STANDARD,
+        capabilities=STANDARD | {TLS},
         summary="Python asyncio Protocol with pause/resume_reading flow control",
     ),
     Implementation(
         name="asyncio-uvloop",
         command=_python_module("impls.asyncio_server", "--loop", "uvloop"),
-        capabilities=STANDARD,
+        capabilities=STANDARD | {TLS},
         summary="the asyncio server on uvloop (libuv)",
     ),
     Implementation(
         name="cpp",
         command=_cpp_server(CPP_BUILD),
-        capabilities=STANDARD | {NEEDS_CPP_BUILD},
+        capabilities=STANDARD | {NEEDS_CPP_BUILD, TLS},
         summary="C++17 non-blocking epoll loop, bounded pending output per connection",
     ),
     Implementation(
         name="cpp-asan",
         command=_cpp_server(CPP_ASAN_BUILD),
-        capabilities=STANDARD | {NEEDS_CPP_BUILD},
+        capabilities=STANDARD | {NEEDS_CPP_BUILD, TLS},
         summary="the C++ server under AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer",
         default=False,
         environment=ASAN_ENVIRONMENT,
@@ -115,7 +124,7 @@ ALL_IMPLEMENTATIONS: tuple[Implementation, ...] = (
     Implementation(
         name="cpp-tsan",
         command=_cpp_server(CPP_TSAN_BUILD, "--threads", "4"),
-        capabilities=STANDARD | {NEEDS_CPP_BUILD},
+        capabilities=STANDARD | {NEEDS_CPP_BUILD, TLS},
         summary="the C++ server with 4 event-loop threads under ThreadSanitizer",
         default=False,
         environment=TSAN_ENVIRONMENT,

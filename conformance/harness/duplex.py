@@ -9,6 +9,7 @@ the reply as a byte stream: chunk boundaries mean nothing in TCP.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import selectors
 import socket
@@ -17,12 +18,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from conformance.harness.servers import Address
+from conformance.harness.tls import Stream, buffered_input, connect_tls, flush, pending_output, truncated
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_READ_SIZE = 65536
 # A correct server on loopback never lets 10 s pass without moving a byte while the client is
 # reading and writing; a deadlocked one would otherwise hold the run for the whole timeout.
 STALL_S = 10.0
+HANDSHAKE_TIMEOUT_S = 10.0  # the most a TLS handshake may take on loopback
 
 
 @dataclass(frozen=True)
@@ -33,17 +36,30 @@ class Outcome:
     eof: bool  # the server closed its side (recv returned b"")
     reset: bool  # the connection was reset (ECONNRESET) or the send side broke (EPIPE)
     elapsed_s: float
+    truncated: bool = False  # TLS: the server's stream ended without its close_notify
 
 
 class ExchangeTimeout(AssertionError):
     """The deadline passed; the message says how far the exchange got."""
 
 
-def connect(address: Address, timeout: float = DEFAULT_TIMEOUT_S, nodelay: bool = False) -> socket.socket:
-    """A connected TCP socket with a timeout on every operation."""
+def connect(address: Address, timeout: float = DEFAULT_TIMEOUT_S, nodelay: bool = False) -> Stream:
+    """A connection with a timeout on every operation: a TCP socket, or a TLS stream over one
+    whose handshake is complete (when the address says TLS)."""
     sock = socket.create_connection((address.host, address.port), timeout=timeout)
     if nodelay:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if address.tls is None:
+        return sock
+    return connect_tls(sock, address.tls, address.host, min(timeout, HANDSHAKE_TIMEOUT_S), str(address))
+
+
+def connect_within(
+    stack: contextlib.ExitStack, address: Address, timeout: float = DEFAULT_TIMEOUT_S, nodelay: bool = False
+) -> Stream:
+    """``connect()``, closed when ``stack`` unwinds."""
+    sock = connect(address, timeout, nodelay)
+    stack.callback(sock.close)
     return sock
 
 
@@ -66,7 +82,7 @@ class _Writer:
     def done(self) -> bool:
         return self.offset >= len(self.payload)
 
-    def write(self, sock: socket.socket) -> None:
+    def write(self, sock: Stream) -> None:
         if self.offset >= self._chunk_end:
             self._chunk_end = min(len(self.payload), self.offset + max(1, next(self._chunk_sizes)))
         # A non-blocking send may take fewer bytes than offered (a partial write): keep the
@@ -86,12 +102,13 @@ def exchange(
     half_close: bool = True,
     nodelay: bool = False,
     timeout: float = DEFAULT_TIMEOUT_S,
-    sock: socket.socket | None = None,
+    sock: Stream | None = None,
 ) -> Outcome:
     """Send ``payload`` while reading the echo.
 
     With ``half_close`` the client shuts down its sending side after the last byte and reads
     until the server's EOF; without it, it reads until as many bytes came back as were sent.
+    Over TLS the half-close is close_notify followed by a TCP FIN.
     """
     own_socket = sock is None
     sock = sock or connect(address, timeout, nodelay)
@@ -109,7 +126,7 @@ def exchange(
 
 
 def _run(
-    sock: socket.socket, writer: _Writer, read_sizes: Iterator[int], half_close: bool, timeout: float
+    sock: Stream, writer: _Writer, read_sizes: Iterator[int], half_close: bool, timeout: float
 ) -> Outcome:
     started = last_progress = time.monotonic()
     deadline = started + timeout
@@ -135,31 +152,48 @@ def _run(
                     f"{why}: sent {writer.offset} of {len(writer.payload)} bytes, "
                     f"received {len(received)}, eof={eof}"
                 )
-            want_write = not writer.done and now >= writer.not_before
-            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0)
-            selector.modify(sock, events)
+            may_write = not writer.done and now >= writer.not_before
+            want_write = may_write or pending_output(sock)
+            selector.modify(sock, selectors.EVENT_READ | (selectors.EVENT_WRITE if want_write else 0))
             wake = min(deadline, last_progress + STALL_S)
             wait = wake - now if writer.done or want_write else min(wake, writer.not_before) - now
-            for _, mask in selector.select(max(0.0, wait)):
-                progress_before = (writer.offset, len(received))
+            # TLS may hold decrypted bytes the socket will never signal again: read them now.
+            ready = 0 if buffered_input(sock) else max(0.0, wait)
+            mask = selectors.EVENT_READ if buffered_input(sock) else 0
+            for _, events in selector.select(ready):
+                mask |= events
+            if not mask:
+                continue
+            progress_before = (writer.offset, len(received))
+            # EAGAIN / EINTR: spurious readiness (or, over TLS, half a record), try again later.
+            with contextlib.suppress(BlockingIOError, InterruptedError):
                 try:
                     if mask & selectors.EVENT_READ:
                         chunk = sock.recv(next(read_sizes))
                         eof = not chunk
                         received += chunk
-                    if mask & selectors.EVENT_WRITE and not writer.done:
-                        writer.write(sock)
-                except (BlockingIOError, InterruptedError):
-                    continue  # EAGAIN / EINTR: spurious readiness, try again
                 except (ConnectionResetError, BrokenPipeError):
                     reset = True
-                if (writer.offset, len(received)) != progress_before:
-                    last_progress = time.monotonic()
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                try:
+                    if mask & selectors.EVENT_WRITE:
+                        _write_or_flush(writer, sock, may_write)
+                except (ConnectionResetError, BrokenPipeError):
+                    reset = True
+            if (writer.offset, len(received)) != progress_before:
+                last_progress = time.monotonic()
     sock.settimeout(timeout)
-    return Outcome(bytes(received), eof, reset, time.monotonic() - started)
+    return Outcome(bytes(received), eof, reset, time.monotonic() - started, truncated(sock))
 
 
-def read_to_eof(sock: socket.socket, timeout: float) -> Outcome:
+def _write_or_flush(writer: _Writer, sock: Stream, may_write: bool) -> None:
+    if may_write:
+        writer.write(sock)
+    else:
+        flush(sock)  # TLS ciphertext (or the FIN after close_notify) still on its way
+
+
+def read_to_eof(sock: Stream, timeout: float) -> Outcome:
     """Read until EOF, a reset or the deadline (then ``eof`` is False).
 
     Not ``exchange(b"", sock=sock)``: that would shut down the sending side a second time, which
@@ -180,4 +214,4 @@ def read_to_eof(sock: socket.socket, timeout: float) -> Outcome:
             break
         eof = not chunk
         received += chunk
-    return Outcome(bytes(received), eof, reset, time.monotonic() - started)
+    return Outcome(bytes(received), eof, reset, time.monotonic() - started, truncated(sock))

@@ -20,9 +20,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from conformance.harness.duplex import DEFAULT_READ_SIZE, STALL_S, ExchangeTimeout, Outcome, connect
+from conformance.harness.duplex import DEFAULT_READ_SIZE, STALL_S, ExchangeTimeout, Outcome, connect_within
 from conformance.harness.servers import Address
 from conformance.harness.streams import assert_same_stream
+from conformance.harness.tls import Stream, buffered_input, flush, pending_output
 
 PUSH_CHUNK = 256 * 1024
 SHOWN_LAGGARDS = 5  # how many unfinished connections a timeout message lists
@@ -40,7 +41,7 @@ def raise_fd_limit(wanted: int) -> int:
     return soft
 
 
-def reset(sock: socket.socket) -> None:
+def reset(sock: Stream) -> None:
     """Close abortively: with SO_LINGER {on, 0 s}, close() sends RST instead of FIN."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
@@ -55,9 +56,7 @@ class Push:
     elapsed_s: float
 
 
-def push_until_stalled(
-    sock: socket.socket, payload: bytes, *, quiet_s: float = 0.5, timeout: float = 20.0
-) -> Push:
+def push_until_stalled(sock: Stream, payload: bytes, *, quiet_s: float = 0.5, timeout: float = 20.0) -> Push:
     """Send ``payload`` without reading, until it is all sent or the send side stalls.
 
     A server that applies backpressure stops reading once it cannot write the echo back, the
@@ -81,7 +80,7 @@ def push_until_stalled(
     return Push(sent, False, time.monotonic() - started)
 
 
-def unacknowledged(sock: socket.socket) -> int:
+def unacknowledged(sock: Stream) -> int:
     """Bytes this socket has sent (or queued) that the peer's kernel has not acknowledged yet.
 
     Linux's SIOCOUTQ (TIOCOUTQ): a FIN counts as one byte, so after shutdown(SHUT_WR) a 0
@@ -91,26 +90,32 @@ def unacknowledged(sock: socket.socket) -> int:
     return count
 
 
-def read_until_delivered(sock: socket.socket, *, timeout: float = 5.0) -> None:
+def read_until_delivered(sock: Stream, *, timeout: float = 5.0) -> None:
     """Read (and drop) the echo only as far as needed for the server to take every byte sent.
 
     Each read makes room for the server to write, so it reads on, and the client's queued
     bytes -- and its FIN, after shutdown(SHUT_WR) -- reach it. Stops as soon as all of them
     are acknowledged, leaving the rest of the echo unread, or when the server closes, or at
-    the deadline (a server that stopped echoing altogether).
+    the deadline (a server that stopped echoing altogether). Over TLS, the ciphertext still
+    held by the client is sent on the way.
     """
     deadline = time.monotonic() + timeout
     sock.setblocking(False)
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ)
-        while unacknowledged(sock) and (now := time.monotonic()) < deadline:
-            if selector.select(min(POLL_S, deadline - now)):
-                with contextlib.suppress(BlockingIOError, InterruptedError):
-                    if not sock.recv(DEFAULT_READ_SIZE):
-                        return
+        while (unacknowledged(sock) or pending_output(sock)) and (now := time.monotonic()) < deadline:
+            events = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending_output(sock) else 0)
+            selector.modify(sock, events)
+            for _, mask in selector.select(min(POLL_S, deadline - now)):
+                if mask & selectors.EVENT_WRITE:
+                    flush(sock)
+                if mask & selectors.EVENT_READ:
+                    with contextlib.suppress(BlockingIOError, InterruptedError):
+                        if not sock.recv(DEFAULT_READ_SIZE):
+                            return
 
 
-def read_back(sock: socket.socket, payload: bytes, push: Push, *, what: str) -> None:
+def read_back(sock: Stream, payload: bytes, push: Push, *, what: str) -> None:
     """Read back the echo of the part of ``payload`` a push got out, sending nothing more.
 
     Ends a stalled connection cleanly: once the echo is read, close() sends FIN, not RST.
@@ -125,7 +130,7 @@ class _Peer:
     """One connection of a crowd."""
 
     index: int
-    sock: socket.socket
+    sock: Stream
     payload: bytes
     sent: int = 0
     received: bytearray = field(default_factory=bytearray)
@@ -146,7 +151,7 @@ class _Peer:
         if self.gone:
             return 0
         outstanding = self.sent - len(self.received)
-        writable = self.sent < len(self.payload) and outstanding < window
+        writable = (self.sent < len(self.payload) and outstanding < window) or pending_output(self.sock)
         return selectors.EVENT_READ | (selectors.EVENT_WRITE if writable else 0)
 
     def read(self) -> int:
@@ -169,6 +174,9 @@ class _Peer:
         outstanding = self.sent - len(self.received)
         size = min(chunk_size, window - outstanding, len(self.payload) - self.sent)
         try:
+            if size <= 0:
+                flush(self.sock)  # only TLS ciphertext (or the FIN after close_notify) to send
+                return 0
             written = self.sock.send(self.payload[self.sent : self.sent + size])
         except (BlockingIOError, InterruptedError):
             return 0
@@ -209,7 +217,7 @@ def exchange_crowd(
     window = window or max((len(payload) for payload in payloads), default=1) or 1
     with contextlib.ExitStack() as stack, selectors.DefaultSelector() as selector:
         loop = _CrowdLoop(selector, chunk_size, window, timeout, stall_s, queued=deque(payloads))
-        loop.open_connection = lambda: stack.enter_context(connect(address, timeout, nodelay=True))
+        loop.open_connection = lambda: connect_within(stack, address, timeout, nodelay=True)
         loop.run_until(lambda peer: peer.echoed, "echo every payload before any client half-closes")
         if not loop.diverged:
             for peer in loop.peers:
@@ -221,7 +229,7 @@ def exchange_crowd(
 
 
 def resume(
-    sock: socket.socket, payload: bytes, already_sent: int, *, timeout: float = 60.0, what: str = "the client"
+    sock: Stream, payload: bytes, already_sent: int, *, timeout: float = 60.0, what: str = "the client"
 ) -> Outcome:
     """Go on with a connection that has sent ``payload[:already_sent]`` and read nothing yet.
 
@@ -248,7 +256,7 @@ class _CrowdLoop:
     timeout: float
     stall_s: float  # give up once no client has sent or received a byte for this long
     queued: deque[bytes] = field(default_factory=deque)  # payloads of clients not yet connected
-    open_connection: Callable[[], socket.socket] | None = None
+    open_connection: Callable[[], Stream] | None = None
     peers: list[_Peer] = field(default_factory=list)
     diverged: bool = False  # some client received bytes it did not send
     deadline: float = field(init=False)
@@ -269,9 +277,16 @@ class _CrowdLoop:
             pending += self._admit()
             for peer in self.peers:
                 self._update_interest(peer)
-            ready = self.selector.select(min(self.deadline, self.last_progress + self.stall_s) - now)
-            for key, mask in sorted(ready, key=lambda event: int(event[0].data.index)):
-                self._serve(key.data, mask)
+            # TLS may hold decrypted bytes that no socket will signal again: serve them now.
+            buffered = {
+                peer.index: peer for peer in self.peers if not peer.gone and buffered_input(peer.sock)
+            }
+            wait = 0.0 if buffered else min(self.deadline, self.last_progress + self.stall_s) - now
+            ready = {key.data.index: (key.data, mask) for key, mask in self.selector.select(wait)}
+            for index, peer in buffered.items():
+                ready[index] = (peer, ready.get(index, (peer, 0))[1] | selectors.EVENT_READ)
+            for _, (peer, mask) in sorted(ready.items()):
+                self._serve(peer, mask)
             pending = [peer for peer in pending if not finished(peer)]
 
     def _serve(self, peer: _Peer, mask: int) -> None:

@@ -111,7 +111,9 @@ class FragmentingProxy:
 
     @property
     def address(self) -> Address:
-        return Address(self._host, self._listener.getsockname()[1])
+        """Where clients connect; over TLS they still talk to the server (the proxy forwards
+        ciphertext, re-sliced, so the server's TLS record reassembly is tested too)."""
+        return self.upstream.at(self._host, self._listener.getsockname()[1])
 
     def __enter__(self) -> FragmentingProxy:
         self._acceptor.start()

@@ -19,8 +19,11 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import IO
+
+from conformance.harness.tls import ClientTLS
 
 ANNOUNCE = re.compile(rb"^\[server\] listening on \[?(?P<host>[^\]\s]*)\]?:(?P<port>\d+)")
 STARTUP_TIMEOUT_S = 10.0
@@ -37,6 +40,8 @@ class ServerStartError(RuntimeError):
 class Address:
     host: str
     port: int
+    # How to speak TLS to the server there; None: plain TCP. Not part of the address's identity.
+    tls: ClientTLS | None = field(default=None, compare=False, repr=False)
 
     @property
     def family(self) -> socket.AddressFamily:
@@ -44,6 +49,10 @@ class Address:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def at(self, host: str, port: int) -> Address:
+        """Another address reached the same way (TLS or not), e.g. a proxy in front of this one."""
+        return Address(host, port, self.tls)
 
     @classmethod
     def parse(cls, text: str) -> Address:
@@ -224,18 +233,23 @@ def until_announced(server: ServerProcess, timeout: float) -> tuple[ServerProces
     return server, Address(connectable_host(announced.host), announced.port)
 
 
-def spawn_command(template: str, host: str, port: int) -> ServerProcess:
-    """Start a ``--server-cmd`` template with ``{port}`` and ``{host}`` filled in, not waiting."""
-    command = template.replace("{port}", str(port)).replace("{host}", host)
+def spawn_command(
+    template: str, host: str, port: int, values: Mapping[str, str] | None = None
+) -> ServerProcess:
+    """Start a ``--server-cmd`` template with ``{port}``, ``{host}`` (and any other ``values``,
+    such as ``{cert}``) filled in, not waiting."""
+    command = template
+    for name, value in {**(values or {}), "port": str(port), "host": host}.items():
+        command = command.replace(f"{{{name}}}", value)
     # exec: the shell becomes the server, so its pid is the server's (for /proc checks).
     return ServerProcess([f"exec {command}"], shell=True)  # noqa: S604 - --server-cmd is a shell command by design
 
 
 def start_command(
-    template: str, host: str, timeout: float = STARTUP_TIMEOUT_S
+    template: str, host: str, timeout: float = STARTUP_TIMEOUT_S, values: Mapping[str, str] | None = None
 ) -> tuple[ServerProcess, Address]:
     """Start ``--server-cmd`` with ``{port}`` filled in; return it once it accepts."""
     address = Address(host, free_port(host))
-    server = spawn_command(template, host, address.port)
+    server = spawn_command(template, host, address.port, values)
     server.wait_until_accepting(address, timeout)
     return server, address

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +24,15 @@ from conformance.harness.servers import (
     ServerProcess,
     ServerStartError,
     spawn_command,
-    start_announcing,
     start_command,
     until_announced,
 )
-from impls.table import ANNOUNCES, NEEDS_CPP_BUILD, STANDARD, Implementation
+from conformance.harness.tls import ClientTLS, TestCertificates
+from impls.table import ANNOUNCES, NEEDS_CPP_BUILD, STANDARD, TLS, Implementation
 
 EXTERNAL = "external"
+TCP = "tcp"
+TRANSPORTS = (TCP, TLS)
 WHOLE_STDERR = 1 << 20  # where a sanitizer report is looked for: all the stderr kept
 
 
@@ -45,6 +48,11 @@ class TargetSpec:
     startup_timeout: float = STARTUP_TIMEOUT_S
     # What an external command declares it can do (--server-capabilities); rows declare their own.
     capabilities: frozenset[str] = frozenset()
+    transport: str = TCP
+    # TLS: the suite's test certificate, given to servers the suite starts ({cert}, {key}), and
+    # how the client trusts the server (that certificate's CA, --tls-cafile, or --tls-insecure).
+    certificates: TestCertificates | None = None
+    client_tls: ClientTLS | None = None
 
     def has(self, capability: str) -> bool:
         """External servers have only the capabilities declared for them (none by default)."""
@@ -52,28 +60,65 @@ class TargetSpec:
             return self.implementation.has(capability)
         return capability in self.capabilities
 
-    def launch(self, host: str | None = None, port: int = 0) -> tuple[ServerProcess, Address]:
-        """Start a fresh server process and wait until it is ready."""
+    @property
+    def tls(self) -> bool:
+        return self.transport == TLS
+
+    def reach(self, address: Address) -> Address:
+        """The address as the client must use it: over TLS, with this target's client settings."""
+        return Address(address.host, address.port, self.client_tls if self.tls else None)
+
+    def spawn(self, host: str | None = None, port: int = 0) -> ServerProcess:
+        """Start a server process without waiting for it (a row, or --server-cmd filled in)."""
         host = host or self.host
         if self.implementation is not None:
             if self.implementation.has(NEEDS_CPP_BUILD):
                 ensure_cpp_built(Path(self.implementation.command[0]).parent)  # the variant it runs
-            argv = self.implementation.argv(host, port)
-            return start_announcing(argv, self.startup_timeout, env=self.implementation.env())
-        if self.command is not None and self.has(ANNOUNCES):
-            return self._start_announcing_command(host, port)
-        if self.command is not None:
-            return start_command(self.command, host, self.startup_timeout)
-        raise RuntimeError(f"{self.name}: the suite cannot start a server given only an address")
+            files = self.certificates.files() if self.tls and self.certificates else None
+            return ServerProcess(self.implementation.argv(host, port, files), env=self.implementation.env())
+        if self.command is None:
+            raise RuntimeError(f"{self.name}: the suite cannot start a server given only an address")
+        return spawn_command(self.command, host, port, self._placeholders())
 
-    def _start_announcing_command(self, host: str, port: int) -> tuple[ServerProcess, Address]:
-        """A command declared to announce is trusted like a row: its announce line means ready."""
-        assert self.command is not None
-        return until_announced(spawn_command(self.command, host, port), self.startup_timeout)
+    def launch(self, host: str | None = None, port: int = 0) -> tuple[ServerProcess, Address]:
+        """Start a fresh server process and wait until it is ready."""
+        host = host or self.host
+        if self.implementation is not None or self.has(ANNOUNCES):
+            # A row, or a command declared to announce: its announce line means ready.
+            server, address = until_announced(self.spawn(host, port), self.startup_timeout)
+        elif self.command is not None:
+            server, address = start_command(self.command, host, self.startup_timeout, self._placeholders())
+        else:
+            raise RuntimeError(f"{self.name}: the suite cannot start a server given only an address")
+        return server, self.reach(address)
+
+    def _placeholders(self) -> dict[str, str]:
+        return self.certificates.placeholders() if self.certificates else {}
 
     @property
     def can_launch(self) -> bool:
         return self.address is None
+
+    def unavailable(self) -> str | None:
+        """Why this target cannot run here (a row without TLS asked for TLS), or None."""
+        if not self.tls or self.implementation is None:
+            return None
+        if not self.implementation.has(TLS):
+            return f"{self.implementation.name} does not speak TLS"
+        if self.implementation.has(NEEDS_CPP_BUILD):
+            return cpp_without_tls(Path(self.implementation.command[0]))
+        return None
+
+
+def cpp_without_tls(binary: Path) -> str | None:
+    """The reason a C++ server binary cannot do TLS (built without OpenSSL), or None."""
+    ensure_cpp_built(binary.parent)
+    version = subprocess.run(
+        [str(binary), "--version"], capture_output=True, text=True, timeout=10, check=False
+    ).stdout.strip()
+    if "tls=none" in version:
+        return f"TLS is unsupported: {binary} was built without OpenSSL ({version!r}); install libssl-dev"
+    return None
 
 
 @dataclass
@@ -108,6 +153,11 @@ class Target:
         """Start a fresh instance so later scenarios get a verdict of their own."""
         self.server, self.address = self.spec.launch()
 
+    def require_tls(self) -> None:
+        """Skip the calling test unless the target speaks TLS."""
+        if not self.spec.tls:
+            pytest.skip("a TLS scenario: runs only on the TLS transport (the [...-tls] targets)")
+
     def require(self, capability: str) -> None:
         """Skip the calling test, with the reason, unless the target has the capability."""
         if not self.spec.has(capability):
@@ -134,7 +184,7 @@ def parse_capabilities(values: list[str]) -> frozenset[str]:
 
 def open_target(spec: TargetSpec) -> Target:
     if spec.address is not None:
-        return Target(spec, spec.address, None)
+        return Target(spec, spec.reach(spec.address), None)
     server, address = spec.launch()
     return Target(spec, address, server)
 
@@ -158,7 +208,10 @@ def close_target(target: Target) -> str | None:
 @contextlib.contextmanager
 def serving(spec: TargetSpec) -> Iterator[Target]:
     """The body of a session fixture: a server that fails to start, or stops badly, fails the
-    test that reaches it, with the server's own words."""
+    test that reaches it, with the server's own words. A target that cannot run here (TLS
+    without OpenSSL) skips, with the reason."""
+    if reason := spec.unavailable():
+        pytest.skip(reason)
     try:
         running = open_target(spec)
     except (BuildError, ServerStartError) as exc:
