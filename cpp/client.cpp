@@ -1,5 +1,5 @@
 // client.cpp - TCP echo client: one message, N timed round trips, a stream,
-// or a load test.
+// a load test, or a TLS handshake benchmark; over plain TCP or TLS (--tls).
 //
 // Concurrency model
 //   Single and --count modes use one connection and one thread: send a
@@ -7,6 +7,8 @@
 //   writing and reading at the same time until every byte is back. --load
 //   opens many connections and drives them all from one epoll loop per thread
 //   (--threads), each connection keeping exactly one message in flight.
+//   --handshakes opens N connections one after another, each a fresh TCP
+//   connect and a full TLS handshake, one echo, then close_notify and close.
 //
 // What it teaches
 //   The client side of a socket's life: resolve -> connect -> round trips ->
@@ -18,6 +20,24 @@
 //   deadlocks on large messages - the server stops reading once its own
 //   buffers are full of echo we are not reading - so sending and receiving
 //   are interleaved with poll() on a non-blocking socket.
+//
+// TLS (OpenSSL 3, built with -DECHO_WITH_OPENSSL=1)
+//   Every mode runs over a Link: a socket, plus an SSL object with --tls. Its
+//   send/recv/handshake/end_output calls never block; like send() and recv()
+//   they say "try again when readable" or "when writable" - but over TLS
+//   either direction can need either: SSL_read may have to write (a key
+//   update), SSL_write may have to read, and the handshake alternates. So the
+//   loops wait for what the *last call asked for* (WANT_READ -> POLLIN,
+//   WANT_WRITE -> POLLOUT), not for what the caller is trying to do. Two more
+//   traps: decrypted bytes can sit inside OpenSSL where poll() cannot see them
+//   (SSL_has_pending), and a retried SSL_write must get the same bytes again.
+//   The certificate is checked against --host (a name or an IP address);
+//   a connection ends with our close_notify, the TLS "no more data" that
+//   tells a clean end from a truncation (a TCP FIN anyone can forge). The RTT
+//   never includes the handshake; the handshake is timed on its own (TLS
+//   alone in single/count/stream modes; TCP connect + TLS in --handshakes).
+//   No session resumption: one fresh SSL per connection, no tickets, so each
+//   handshake is a full one.
 //
 // Limits
 //   Latencies include this process's own scheduling; in load mode one thread
@@ -34,6 +54,17 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+// CMake defines ECHO_WITH_OPENSSL=1 when it finds OpenSSL 3 (ECHO_TLS=ON); without
+// it the TLS flags still parse, and --tls says the build has no TLS.
+#ifndef ECHO_WITH_OPENSSL
+#define ECHO_WITH_OPENSSL 0
+#endif
+#if ECHO_WITH_OPENSSL
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -135,18 +166,22 @@ struct Options {
     bool json = false;
     bool load = false;
     uint64_t stream = 0;  // --stream BYTES; 0: not a stream
+    uint64_t handshakes = 0;  // --handshakes N; 0: not that mode
     size_t chunk = size_t{64} * 1024;
     size_t connections = 100;
     double duration_s = 5.0;
     double warmup_s = 0.0;
     unsigned threads = 1;
     double timeout_s = 10.0;
+    std::string cafile;  // empty: the system's trust store
+    bool tls = false;
+    bool insecure = false;
     bool help = false;
 };
 
 constexpr const char* kUsage = R"(usage: client [HOST [PORT [MESSAGE]]] [options]
 
-TCP echo client.
+TCP echo client, plain or TLS (--tls).
 
 single message (default):
   prints what was sent and received (Python bytes repr) and the round-trip time
@@ -177,8 +212,31 @@ load test (always prints one JSON object):
   --size BYTES      message size (default 64)
   --threads T       split the connections over T epoll threads (default 1)
 
+TLS (any mode above; needs a build with OpenSSL):
+  --tls             speak TLS 1.2 or 1.3; prints the version, the cipher and
+                    the handshake time (TLS alone, after the TCP connect)
+                    besides the RTT, which never includes the handshake
+                    (JSON: "tls_version", "cipher", "handshake_ms"). --load:
+                    every connection handshakes (all at once, in the epoll
+                    loop) before its first message; adds errors.handshake,
+                    "handshakes" (completed) and "handshake_ms" mean/p50/p95/
+                    p99/max, each from the loop's start to that handshake's end
+  --cafile FILE     trust the CA certificate(s) in FILE (PEM), not the system's
+  --insecure        do not verify the server's certificate (says so on stderr)
+                    Without --insecure the certificate must name --host (a DNS
+                    name, or an IP address for an IP literal).
+
+TLS handshake benchmark (always prints one JSON object; needs --tls):
+  --handshakes N    N connections one after another, each a TCP connect, a
+                    full TLS handshake (no session resumption), one echo of
+                    --size bytes (default 64), close_notify, close. Reports
+                    handshakes/s and handshake_ms mean/p50/p95/p99/max, where a
+                    handshake runs from the start of connect() to the
+                    handshake's end.
+
 common:
-  --timeout S       give up on a connect or an echo after S seconds (default 10)
+  --timeout S       give up on a connect, a handshake or an echo after S
+                    seconds (default 10)
   -h, --help        show this help
 
 Exit status: 0 ok, 1 echo mismatch, 2 other errors (refused, bad flags, ...).
@@ -240,6 +298,15 @@ Options parse_args(int argc, char** argv) {
             o.json = true;
         } else if (flag("--load")) {
             o.load = true;
+        } else if (flag("--tls")) {
+            o.tls = true;
+        } else if (flag("--insecure")) {
+            o.insecure = true;
+        } else if (arg == "--cafile") {
+            o.cafile = std::string(value());
+            if (o.cafile.empty()) throw Fatal("--cafile: empty file name");
+        } else if (arg == "--handshakes") {
+            o.handshakes = parse_number(arg, value(), 1, 10000000);
         } else if (arg == "--stream") {
             o.stream = parse_number(arg, value(), 1, 1ull << 40);
         } else if (arg == "--chunk") {
@@ -274,7 +341,16 @@ Options parse_args(int argc, char** argv) {
             throw Fatal("unknown argument '" + std::string(argv[i]) + "' (try --help)");
         }
     }
-    if (o.load && !size_given) o.size = 64;
+    if ((o.load || o.handshakes > 0) && !size_given) o.size = 64;
+    for (const auto& [given, flag] : {std::pair{!o.cafile.empty(), "--cafile"},
+                                      std::pair{o.insecure, "--insecure"},
+                                      std::pair{o.handshakes > 0, "--handshakes"}}) {
+        if (given && !o.tls) throw Fatal(std::string(flag) + " requires --tls");
+    }
+    if (o.insecure && !o.cafile.empty()) {
+        throw Fatal("--cafile and --insecure contradict each other "
+                    "(trust FILE, or verify nothing)");
+    }
     return o;
 }
 
@@ -385,6 +461,452 @@ Fd connect_to(const std::vector<Endpoint>& endpoints, int timeout_ms, std::strin
 }
 
 // ---------------------------------------------------------------------------
+// TLS context (OpenSSL 3)
+// ---------------------------------------------------------------------------
+
+#if ECHO_WITH_OPENSSL
+struct SslCtxFree {
+    void operator()(SSL_CTX* ctx) const noexcept { SSL_CTX_free(ctx); }
+};
+struct SslFree {
+    void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
+};
+using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
+using SslPtr = std::unique_ptr<SSL, SslFree>;
+
+// The reason of the latest OpenSSL failure on this thread ("certificate verify
+// failed", "wrong version number"); empties the thread's error queue, which
+// must be empty before the next call for SSL_get_error to be right.
+std::string openssl_reason() {
+    const unsigned long code = ERR_peek_last_error();
+    ERR_clear_error();
+    if (code == 0) return "unknown error (the OpenSSL error queue is empty)";
+    const char* reason = ERR_reason_error_string(code);
+    return reason != nullptr ? reason : "OpenSSL error " + std::to_string(code);
+}
+
+// One client context for the whole run: TLS 1.2 minimum, the library's
+// default ciphers, no session tickets (every handshake is a full one).
+// SSL_write behaves like send(): partial writes, and a retry may pass the
+// rest of the same bytes from another address.
+SslCtxPtr make_client_context(const Options& o) {
+    SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+    if (!ctx) throw Fatal("SSL_CTX_new: " + openssl_reason());
+    if (SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1) {
+        throw Fatal("SSL_CTX_set_min_proto_version: " + openssl_reason());
+    }
+    SSL_CTX_set_options(ctx.get(), SSL_OP_NO_TICKET);
+    SSL_CTX_set_mode(ctx.get(),
+                     SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    if (o.insecure) {
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+        std::fputs("[client] warning: --insecure: the server's certificate is not verified\n",
+                   stderr);
+        return ctx;
+    }
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+    if (o.cafile.empty()) {
+        if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
+            throw Fatal("SSL_CTX_set_default_verify_paths: " + openssl_reason());
+        }
+    } else if (SSL_CTX_load_verify_locations(ctx.get(), o.cafile.c_str(), nullptr) != 1) {
+        // Name the usual cause plainly: OpenSSL's own text for a missing file is vague.
+        const std::string reason =
+            ::access(o.cafile.c_str(), R_OK) != 0 ? errno_text(errno) : openssl_reason();
+        throw Fatal("--cafile " + o.cafile + ": " + reason);
+    }
+    return ctx;
+}
+#endif
+
+// ---------------------------------------------------------------------------
+// Links: one connection, plain TCP or TLS, behind one non-blocking interface
+// ---------------------------------------------------------------------------
+
+// What one call on a Link came to.
+enum class IoStatus {
+    kDone,       // done; Io::n bytes moved
+    kWantRead,   // call again once the socket is readable
+    kWantWrite,  // call again once the socket is writable
+    kClosed,     // orderly end of the peer's data: TCP EOF, or the TLS close_notify
+    kTruncated,  // TLS: TCP EOF without close_notify, so the data may be cut short
+    kFailed,     // an error; Link::error() says which
+};
+
+struct Io {
+    IoStatus status = IoStatus::kDone;
+    size_t n = 0;
+};
+
+bool blocked(IoStatus s) { return s == IoStatus::kWantRead || s == IoStatus::kWantWrite; }
+
+// What poll() must wait for before a call that returned `want` is retried.
+short poll_events(IoStatus want) {
+    return want == IoStatus::kWantWrite ? short{POLLOUT} : short{POLLIN};
+}
+
+// Did poll() report what `want` waits for? Errors and hangups wake everyone:
+// the retried call is what reports them.
+bool ready_for(IoStatus want, short revents) {
+    return (revents & (poll_events(want) | POLLERR | POLLHUP)) != 0;
+}
+
+// Owns a socket and, with TLS, its SSL object (unique_ptr with SSL_free).
+// Destruction sends our close_notify if the TLS connection is still healthy
+// (one non-blocking attempt), then closes the socket.
+class Link {
+public:
+    Link() = default;
+    explicit Link(Fd fd) noexcept : fd_(std::move(fd)) {}
+#if ECHO_WITH_OPENSSL
+    Link(Fd fd, SslPtr ssl) noexcept : ssl_(std::move(ssl)), fd_(std::move(fd)) {}
+#endif
+    Link(Link&&) noexcept = default;
+    Link& operator=(Link&& other) noexcept {
+        if (this != &other) {
+            reset();
+            fd_ = std::move(other.fd_);
+            err_ = other.err_;
+            error_ = std::move(other.error_);
+#if ECHO_WITH_OPENSSL
+            ssl_ = std::move(other.ssl_);
+            reason_ = other.reason_;
+            broken_ = other.broken_;
+            notified_ = other.notified_;
+#endif
+        }
+        return *this;
+    }
+    Link(const Link&) = delete;
+    Link& operator=(const Link&) = delete;
+    ~Link() { reset(); }
+
+    int fd() const noexcept { return fd_.get(); }
+
+#if ECHO_WITH_OPENSSL
+    bool tls() const noexcept { return ssl_ != nullptr; }
+    // Decrypted bytes (or a whole record) held inside OpenSSL: poll() cannot see them.
+    bool pending() const noexcept { return ssl_ && SSL_has_pending(ssl_.get()) == 1; }
+    std::string version() const { return SSL_get_version(ssl_.get()); }
+    std::string cipher() const { return SSL_CIPHER_get_name(SSL_get_current_cipher(ssl_.get())); }
+    long verify_result() const { return SSL_get_verify_result(ssl_.get()); }
+    // What TLS says when the peer answers a ClientHello with something else
+    // (an echo of it, an HTTP reply...): the peer does not speak TLS.
+    bool peer_not_tls() const noexcept {
+        return reason_ == SSL_R_UNEXPECTED_MESSAGE || reason_ == SSL_R_WRONG_VERSION_NUMBER ||
+               reason_ == SSL_R_PACKET_LENGTH_TOO_LONG;
+    }
+#else
+    static bool tls() noexcept { return false; }
+    static bool pending() noexcept { return false; }
+#endif
+
+    const char* send_call() const noexcept { return tls() ? "SSL_write" : "send"; }
+    const char* recv_call() const noexcept { return tls() ? "SSL_read" : "recv"; }
+
+    // Why the last call said kFailed (or kTruncated).
+    std::string error() const { return error_.empty() ? errno_text(err_) : error_; }
+
+    Io send(const char* data, size_t len) {
+#if ECHO_WITH_OPENSSL
+        if (ssl_) {
+            ERR_clear_error();
+            size_t n = 0;
+            const int rc = SSL_write_ex(ssl_.get(), data, len, &n);
+            return rc == 1 ? Io{IoStatus::kDone, n} : tls_status(rc, errno);
+        }
+#endif
+        ssize_t n = 0;
+        while ((n = ::send(fd_.get(), data, len, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
+        }
+        if (n >= 0) return {IoStatus::kDone, static_cast<size_t>(n)};
+        return plain_failure(IoStatus::kWantWrite);
+    }
+
+    Io recv(char* buf, size_t len) {
+#if ECHO_WITH_OPENSSL
+        if (ssl_) {
+            ERR_clear_error();
+            size_t n = 0;
+            const int rc = SSL_read_ex(ssl_.get(), buf, len, &n);
+            return rc == 1 ? Io{IoStatus::kDone, n} : tls_status(rc, errno);
+        }
+#endif
+        ssize_t n = 0;
+        while ((n = ::recv(fd_.get(), buf, len, 0)) < 0 && errno == EINTR) {
+        }
+        if (n > 0) return {IoStatus::kDone, static_cast<size_t>(n)};
+        if (n == 0) return {IoStatus::kClosed, 0};
+        return plain_failure(IoStatus::kWantRead);
+    }
+
+    // One step of the TLS handshake (SSL_connect); kDone when it is complete.
+    Io handshake() {
+#if ECHO_WITH_OPENSSL
+        if (ssl_) {
+            ERR_clear_error();
+            const int rc = SSL_connect(ssl_.get());
+            if (rc == 1) return {};
+            const Io io = tls_status(rc, errno);
+            return io.status == IoStatus::kClosed || io.status == IoStatus::kTruncated
+                       ? fail("the server closed the connection during the handshake")
+                       : io;
+        }
+#endif
+        return {};
+    }
+
+    // "No more data from us": TLS sends close_notify (SSL_shutdown; we may go
+    // on reading the rest of the echo), plain TCP sends a FIN (shutdown(SHUT_WR)).
+    Io end_output() {
+#if ECHO_WITH_OPENSSL
+        if (ssl_) {
+            ERR_clear_error();
+            const int rc = SSL_shutdown(ssl_.get());  // 0: ours sent, 1: theirs seen too
+            if (rc >= 0) notified_ = true;
+            return rc >= 0 ? Io{} : tls_status(rc, errno);
+        }
+#endif
+        if (::shutdown(fd_.get(), SHUT_WR) == 0) return {};
+        return plain_failure(IoStatus::kFailed);
+    }
+
+    void reset() noexcept {
+#if ECHO_WITH_OPENSSL
+        // SSL_shutdown is not allowed after a fatal error, nor mid-handshake.
+        if (ssl_ && !broken_ && !notified_ && SSL_is_init_finished(ssl_.get()) == 1) {
+            ERR_clear_error();
+            SSL_shutdown(ssl_.get());
+            ERR_clear_error();
+        }
+        ssl_.reset();
+        reason_ = 0;
+        broken_ = false;
+        notified_ = false;
+#endif
+        fd_.reset();
+    }
+
+private:
+    Io plain_failure(IoStatus would_block) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return {would_block, 0};
+        err_ = errno;
+        error_.clear();
+        return {IoStatus::kFailed, 0};
+    }
+
+    Io fail(std::string why) {
+        error_ = std::move(why);
+        return {IoStatus::kFailed, 0};
+    }
+
+#if ECHO_WITH_OPENSSL
+    // Maps SSL_get_error after a call that returned `rc`; `saved_errno` is errno
+    // right after that call (SSL_ERROR_SYSCALL means: look at errno).
+    Io tls_status(int rc, int saved_errno) {
+        const int code = SSL_get_error(ssl_.get(), rc);
+        if (code == SSL_ERROR_WANT_READ) return {IoStatus::kWantRead, 0};
+        if (code == SSL_ERROR_WANT_WRITE) return {IoStatus::kWantWrite, 0};
+        if (code == SSL_ERROR_ZERO_RETURN) return {IoStatus::kClosed, 0};
+        broken_ = true;
+        const unsigned long last = ERR_peek_last_error();
+        const bool eof = (code == SSL_ERROR_SYSCALL && last == 0 && saved_errno == 0) ||
+                         (code == SSL_ERROR_SSL && ERR_GET_LIB(last) == ERR_LIB_SSL &&
+                          ERR_GET_REASON(last) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+        if (eof) {
+            ERR_clear_error();
+            error_ = "the server closed the TCP connection without a TLS close_notify";
+            return {IoStatus::kTruncated, 0};
+        }
+        if (code == SSL_ERROR_SYSCALL && last == 0) {
+            err_ = saved_errno;
+            error_.clear();
+            return {IoStatus::kFailed, 0};
+        }
+        reason_ = ERR_GET_LIB(last) == ERR_LIB_SSL ? ERR_GET_REASON(last) : 0;
+        std::string why = openssl_reason();
+        if (reason_ == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+            why += std::string(": ") + X509_verify_cert_error_string(verify_result());
+        }
+        return fail(std::move(why));
+    }
+
+    SslPtr ssl_;
+    int reason_ = 0;         // ERR_GET_REASON of the last SSL-library failure, 0: none
+    bool broken_ = false;    // a fatal TLS error: no close_notify any more
+    bool notified_ = false;  // our close_notify is out
+#endif
+    Fd fd_;
+    int err_ = 0;        // errno of the last plain-socket failure
+    std::string error_;  // or the reason of the last TLS failure
+};
+
+// "SSL_read 127.0.0.1:5052: Connection reset by peer".
+Fatal link_error(const char* call, const std::string& where, const Link& link) {
+    return Fatal(std::string(call) + " " + where + ": " + link.error());
+}
+
+// Waits until `link` can retry the call that asked for `want`. False when
+// `deadline` passes first.
+bool wait_ready(const Link& link, IoStatus want, Clock::time_point deadline,
+                const std::string& where) {
+    for (;;) {
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0) return false;
+        pollfd p{link.fd(), poll_events(want), 0};
+        const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+        if (ready > 0) return true;
+        if (ready < 0 && errno != EINTR) throw sys_error("poll", where, errno);
+    }
+}
+
+// "HOST:PORT" as the user wrote the host, "[::1]:PORT" for IPv6.
+std::string host_port(const std::string& host, uint16_t port) {
+    const bool v6 = host.find(':') != host.npos;
+    return (v6 ? "[" + host + "]:" : host + ":") + std::to_string(port);
+}
+
+// A connection opened by Connector::open, and when each step ended.
+struct Opened {
+    Link link;
+    std::string where;  // the address connected to, e.g. "127.0.0.1:5052"
+    Clock::time_point connect_started;
+    Clock::time_point connected;
+    Clock::time_point handshaken;  // == connected without TLS
+};
+
+// Opens the connections of a run: TCP connect to the resolved --host, then
+// with --tls a full handshake on a fresh SSL (no resumption) checking the
+// server's certificate against --host.
+class Connector {
+public:
+    explicit Connector(const Options& o)
+        : host_(o.host), port_(o.port), timeout_(std::chrono::milliseconds(
+                                              static_cast<int>(std::ceil(o.timeout_s * 1000)))),
+          endpoints_(resolve(o.host, o.port)) {
+#if ECHO_WITH_OPENSSL
+        if (o.tls) {
+            ctx_ = make_client_context(o);
+            verify_ = !o.insecure;
+            in6_addr scratch{};
+            host_is_ip_ = ::inet_pton(AF_INET, o.host.c_str(), &scratch) == 1 ||
+                          ::inet_pton(AF_INET6, o.host.c_str(), &scratch) == 1;
+        }
+#endif
+    }
+
+    const std::vector<Endpoint>& endpoints() const { return endpoints_; }
+
+    // The TLS session for a connected socket, its handshake not yet started;
+    // without --tls just the socket.
+    Link wrap(Fd fd) const {
+#if ECHO_WITH_OPENSSL
+        if (ctx_) {
+            SslPtr ssl(SSL_new(ctx_.get()));
+            if (!ssl) throw Fatal("SSL_new: " + openssl_reason());
+            if (SSL_set_fd(ssl.get(), fd.get()) != 1) {
+                throw Fatal("SSL_set_fd: " + openssl_reason());
+            }
+            // SNI names the site we want; an IP literal is not a name (RFC 6066).
+            if (!host_is_ip_ && SSL_set_tlsext_host_name(ssl.get(), host_.c_str()) != 1) {
+                throw Fatal("SSL_set_tlsext_host_name " + host_ + ": " + openssl_reason());
+            }
+            if (verify_ && !host_is_ip_ && SSL_set1_host(ssl.get(), host_.c_str()) != 1) {
+                throw Fatal("SSL_set1_host " + host_ + ": " + openssl_reason());
+            }
+            if (verify_ && host_is_ip_ &&
+                X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), host_.c_str()) != 1) {
+                throw Fatal("X509_VERIFY_PARAM_set1_ip_asc " + host_ + ": " + openssl_reason());
+            }
+            SSL_set_connect_state(ssl.get());
+            return {std::move(fd), std::move(ssl)};
+        }
+#endif
+        return Link(std::move(fd));
+    }
+
+    // Connect, then (with TLS) handshake, each within --timeout; throws Fatal.
+    Opened open() const {
+        Opened out;
+        out.connect_started = Clock::now();
+        out.link = wrap(connect_to(endpoints_, timeout_ms(), out.where));
+        out.connected = Clock::now();
+        const auto deadline = out.connected + timeout_;
+        for (Io io = out.link.handshake(); io.status != IoStatus::kDone;
+             io = out.link.handshake()) {
+            if (!blocked(io.status)) throw handshake_failed(out.link);
+            if (!wait_ready(out.link, io.status, deadline, out.where)) {
+                throw handshake_failed("timed out after " + std::to_string(timeout_ms()) + " ms");
+            }
+        }
+        out.handshaken = Clock::now();
+        return out;
+    }
+
+    // "TLS handshake with HOST:PORT failed: WHY", the one-line error.
+    Fatal handshake_failed(const std::string& why) const {
+        return Fatal("TLS handshake with " + host_port(host_, port_) + " failed: " + why);
+    }
+
+    // Why the handshake on `link` failed.
+    Fatal handshake_failed(const Link& link) const {
+        std::string why = link.error();
+#if ECHO_WITH_OPENSSL
+        const long verify = link.verify_result();
+        if (verify == X509_V_ERR_HOSTNAME_MISMATCH || verify == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+            why += " (the certificate is not for '" + host_ + "')";
+        } else if (link.peer_not_tls()) {
+            why += " (is the server speaking TLS on that port?)";
+        }
+#endif
+        return handshake_failed(why);
+    }
+
+private:
+    int timeout_ms() const { return static_cast<int>(timeout_.count()); }
+
+    std::string host_;
+    uint16_t port_;
+    std::chrono::milliseconds timeout_;
+    std::vector<Endpoint> endpoints_;
+#if ECHO_WITH_OPENSSL
+    SslCtxPtr ctx_;
+    bool verify_ = false;
+    bool host_is_ip_ = false;
+#endif
+};
+
+// Ends a TLS connection cleanly: our close_notify, then the rest of the
+// server's data until its close_notify or EOF (without waiting, our close()
+// would answer its close_notify with a reset). Plain TCP: nothing to do -
+// close() is the whole goodbye, as it always was.
+void close_gracefully(Link& link, int timeout_ms, const std::string& where) {
+    if (!link.tls()) return;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto wait_or_fail = [&](IoStatus want) {
+        if (!wait_ready(link, want, deadline, where)) {
+            throw Fatal("SSL_shutdown " + where + ": the server did not close within " +
+                        std::to_string(timeout_ms) + " ms of our close_notify");
+        }
+    };
+    for (Io io = link.end_output(); io.status != IoStatus::kDone; io = link.end_output()) {
+        if (!blocked(io.status)) throw Fatal("SSL_shutdown " + where + ": " + link.error());
+        wait_or_fail(io.status);
+    }
+    std::array<char, 4096> sink{};
+    for (;;) {
+        const Io io = link.recv(sink.data(), sink.size());
+        if (blocked(io.status)) {
+            wait_or_fail(io.status);
+        } else if (io.status != IoStatus::kDone) {
+            return;  // its close_notify, a bare EOF or a reset: the connection is over
+        } else if (Clock::now() >= deadline) {
+            wait_or_fail(IoStatus::kWantRead);  // data that never ends: the same timeout
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Payload, printing, statistics
 // ---------------------------------------------------------------------------
 
@@ -442,6 +964,7 @@ public:
     void record(uint64_t ns) {
         ++buckets_[index(ns)];
         ++count_;
+        sum_ += ns;
         min_ = std::min(min_, ns);
         max_ = std::max(max_, ns);
     }
@@ -449,6 +972,7 @@ public:
     void merge(const Histogram& other) {
         for (size_t i = 0; i < kBuckets; ++i) buckets_[i] += other.buckets_[i];
         count_ += other.count_;
+        sum_ += other.sum_;
         min_ = std::min(min_, other.min_);
         max_ = std::max(max_, other.max_);
     }
@@ -456,6 +980,9 @@ public:
     uint64_t count() const { return count_; }
     uint64_t min() const { return count_ ? min_ : 0; }
     uint64_t max() const { return max_; }
+    double mean() const {
+        return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0;
+    }
 
     // Nearest-rank percentile: the smallest value with >= p% of samples at or below it.
     uint64_t percentile(double p) const {
@@ -490,6 +1017,7 @@ private:
 
     std::vector<uint64_t> buckets_;
     uint64_t count_ = 0;
+    uint64_t sum_ = 0;  // exact, for the mean (584 years of nanoseconds)
     uint64_t min_ = UINT64_MAX;
     uint64_t max_ = 0;
 };
@@ -506,41 +1034,58 @@ uint64_t ns_between(Clock::time_point from, Clock::time_point to) {
 
 // Sends msg[0, size) and reads the echo into back[0, size); returns the
 // elapsed nanoseconds. Sending and receiving interleave (see the top of the
-// file): poll() waits for "readable" always and "writable" while unsent
-// bytes remain. EAGAIN just means "not now"; EINTR means "try again".
-uint64_t round_trip(int fd, const char* msg, char* back, size_t size, int timeout_ms,
+// file): each side goes on until its call would block, then poll() waits for
+// what each blocked call asked for - readable or writable, which over TLS
+// need not match the direction of the call. EAGAIN just means "not now".
+uint64_t round_trip(Link& link, const char* msg, char* back, size_t size, int timeout_ms,
                     const std::string& where) {
     const auto start = Clock::now();
     size_t sent = 0;
     size_t got = 0;
+    IoStatus send_wait = IoStatus::kWantWrite;  // what the unsent rest waits for
+    IoStatus recv_wait = IoStatus::kWantRead;
+    short revents = POLLOUT;  // first pass: send at once, read only when poll() says so
     while (got < size) {
-        if (sent < size) {
-            const ssize_t n = ::send(fd, msg + sent, size - sent, MSG_NOSIGNAL);
-            if (n > 0) {
-                sent += static_cast<size_t>(n);  // maybe partial: loop sends the rest
-            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                throw sys_error("send", where, errno);
+        if (sent < size && ready_for(send_wait, revents)) {
+            for (Io io; sent < size; sent += io.n) {
+                io = link.send(msg + sent, size - sent);  // maybe partial: loop sends the rest
+                if (io.status == IoStatus::kFailed) {
+                    throw link_error(link.send_call(), where, link);
+                }
+                if (io.status != IoStatus::kDone) {
+                    send_wait = io.status;
+                    break;
+                }
             }
         }
-        pollfd p{fd, static_cast<short>(POLLIN | (sent < size ? POLLOUT : 0)), 0};
+        if (ready_for(recv_wait, revents) || link.pending()) {
+            const Io io = link.recv(back + got, size - got);
+            if (io.status == IoStatus::kDone) {
+                got += io.n;  // one recv is NOT one message
+                recv_wait = IoStatus::kWantRead;
+                if (link.pending()) continue;  // TLS: more already decrypted, poll() can't tell
+            } else if (blocked(io.status)) {
+                recv_wait = io.status;
+            } else if (io.status == IoStatus::kFailed) {
+                throw link_error(link.recv_call(), where, link);
+            } else {
+                throw Fatal(std::string(link.recv_call()) + " " + where +
+                            ": server closed the connection after " + std::to_string(got) +
+                            " of " + std::to_string(size) + " bytes");
+            }
+        }
+        if (got == size) break;
+        const auto events =
+            static_cast<short>(poll_events(recv_wait) | (sent < size ? poll_events(send_wait) : 0));
+        pollfd p{link.fd(), events, 0};
         const int ready = ::poll(&p, 1, timeout_ms);
+        revents = ready > 0 ? p.revents : short{0};
         if (ready < 0 && errno == EINTR) continue;
         if (ready < 0) throw sys_error("poll", where, errno);
         if (ready == 0) {
-            throw Fatal("recv " + where + ": timed out after " + std::to_string(timeout_ms) +
-                        " ms waiting for the echo (" + std::to_string(got) + " of " +
-                        std::to_string(size) + " bytes back)");
-        }
-        if (p.revents & (POLLIN | POLLERR | POLLHUP)) {
-            const ssize_t n = ::recv(fd, back + got, size - got, 0);
-            if (n > 0) {
-                got += static_cast<size_t>(n);  // one recv is NOT one message
-            } else if (n == 0) {
-                throw Fatal("recv " + where + ": server closed the connection after " +
-                            std::to_string(got) + " of " + std::to_string(size) + " bytes");
-            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                throw sys_error("recv", where, errno);
-            }
+            throw Fatal(std::string(link.recv_call()) + " " + where + ": timed out after " +
+                        std::to_string(timeout_ms) + " ms waiting for the echo (" +
+                        std::to_string(got) + " of " + std::to_string(size) + " bytes back)");
         }
     }
     return ns_between(start, Clock::now());
@@ -562,23 +1107,71 @@ int timeout_ms(const Options& o) { return static_cast<int>(std::ceil(o.timeout_s
 // Modes: single message, and --count round trips
 // ---------------------------------------------------------------------------
 
-// The original form: one message, three lines of output.
-int run_single(const Options& o) {
-    std::string where;
-    const Fd fd = connect_to(resolve(o.host, o.port), timeout_ms(o), where);
+// The TLS facts of a connection, for the output: two text lines, three JSON keys.
+struct TlsSummary {
+    bool on = false;
+    std::string version;  // "TLSv1.3"
+    std::string cipher;   // "TLS_AES_256_GCM_SHA384"
+    double handshake_ms = 0;
+};
+
+TlsSummary tls_summary(const Link& link, double handshake_ms) {
+    TlsSummary t;
+#if ECHO_WITH_OPENSSL
+    if (link.tls()) t = {true, link.version(), link.cipher(), handshake_ms};
+#else
+    static_cast<void>(link);
+    static_cast<void>(handshake_ms);
+#endif
+    return t;
+}
+
+// The handshake here is TLS alone: from the end of the TCP connect to the
+// end of SSL_connect.
+TlsSummary tls_summary(const Opened& op) {
+    return tls_summary(op.link, ms(ns_between(op.connected, op.handshaken)));
+}
+
+void print_tls_lines(const TlsSummary& t) {
+    if (!t.on) return;
+    std::printf("[client] TLS     : %s %s\n", t.version.c_str(), t.cipher.c_str());
+    std::printf("[client] handshake: %.3f ms\n", t.handshake_ms);
+}
+
+// The keys --tls adds to a JSON object: ,"tls_version":"TLSv1.3","cipher":"...",
+// then "handshake_ms" when `handshake` is given (a number or an object). Empty
+// without TLS. OpenSSL's version and cipher names need no JSON escaping.
+std::string tls_json(const TlsSummary& t, const std::string& handshake) {
+    if (!t.on) return "";
+    std::string out = R"(,"tls_version":")" + t.version + R"(","cipher":")" + t.cipher + '"';
+    if (!handshake.empty()) out += ",\"handshake_ms\":" + handshake;
+    return out;
+}
+
+std::string json_ms(double value) {
+    std::array<char, 32> text{};
+    std::snprintf(text.data(), text.size(), "%.4f", value);
+    return text.data();
+}
+
+// The original form: one message, three lines of output (five with --tls).
+int run_single(const Options& o, const Connector& connector) {
+    Opened op = connector.open();
     std::string back(o.message.size(), '\0');
-    const uint64_t ns =
-        round_trip(fd.get(), o.message.data(), back.data(), back.size(), timeout_ms(o), where);
+    const uint64_t ns = round_trip(op.link, o.message.data(), back.data(), back.size(),
+                                   timeout_ms(o), op.where);
     verify_echo(o.message.data(), back.data(), back.size(), 0);
+    close_gracefully(op.link, timeout_ms(o), op.where);
+    print_tls_lines(tls_summary(op));
     std::printf("[client] sent    : %s\n", python_bytes_repr(o.message).c_str());
     std::printf("[client] received: %s\n", python_bytes_repr(back).c_str());
     std::printf("[client] RTT     : %.3f ms\n", ms(ns));
     return 0;
 }
 
-int run_count(const Options& o) {
-    std::string where;
-    const Fd fd = connect_to(resolve(o.host, o.port), timeout_ms(o), where);
+int run_count(const Options& o, const Connector& connector) {
+    Opened op = connector.open();
+    const std::string& where = op.where;
     const size_t size = o.size ? o.size : o.message.size();
     const std::vector<char> pool =
         o.size ? make_pool(size) : std::vector<char>(o.message.begin(), o.message.end());
@@ -588,20 +1181,24 @@ int run_count(const Options& o) {
     const auto start = Clock::now();
     for (uint64_t trip = 0; trip < o.count; ++trip) {
         const char* msg = pool.data() + (o.size ? trip % kPoolSlack : 0);
-        latency.record(round_trip(fd.get(), msg, back.data(), size, timeout_ms(o), where));
+        latency.record(round_trip(op.link, msg, back.data(), size, timeout_ms(o), where));
         verify_echo(msg, back.data(), size, trip);
     }
     const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
     const double mb_per_s = static_cast<double>(o.count * size) / total_s / 1e6;
+    close_gracefully(op.link, timeout_ms(o), where);
+    const TlsSummary tls = tls_summary(op);
 
     if (o.json) {
         std::printf("{\"server\":\"%s\",\"count\":%llu,\"size\":%zu,\"total_s\":%.6f,"
                     "\"mb_per_s\":%.3f,\"rtt_ms\":{\"min\":%.4f,\"p50\":%.4f,"
-                    "\"p95\":%.4f,\"p99\":%.4f,\"max\":%.4f}}\n",
+                    "\"p95\":%.4f,\"p99\":%.4f,\"max\":%.4f}%s}\n",
                     where.c_str(), static_cast<unsigned long long>(o.count), size, total_s,
                     mb_per_s, ms(latency.min()), ms(latency.percentile(50)),
-                    ms(latency.percentile(95)), ms(latency.percentile(99)), ms(latency.max()));
+                    ms(latency.percentile(95)), ms(latency.percentile(99)), ms(latency.max()),
+                    tls_json(tls, json_ms(tls.handshake_ms)).c_str());
     } else {
+        print_tls_lines(tls);
         std::printf("[client] round trips: %llu x %zu bytes to %s\n",
                     static_cast<unsigned long long>(o.count), size, where.c_str());
         std::printf("[client] latency ms : min %.3f  p50 %.3f  p95 %.3f  p99 %.3f  max %.3f\n",
@@ -649,20 +1246,78 @@ private:
 
 // One non-blocking connection, one poll() loop: send while unsent bytes
 // remain, read whenever the echo arrives (a client that only wrote would
-// deadlock once both sides' buffers are full), half-close after the last
-// byte, and finish at the server's EOF.
-int run_stream(const Options& o) {
-    std::string where;
-    const Fd fd = connect_to(resolve(o.host, o.port), timeout_ms(o), where);
+// deadlock once both sides' buffers are full), end our output after the last
+// byte (TCP: shutdown(SHUT_WR); TLS: close_notify), and finish at the
+// server's end (TCP: EOF; TLS: its close_notify). Plain TCP makes one send()
+// and one recv() per wakeup; TLS goes on until a call would block, since one
+// SSL_write or SSL_read moves a single record (16 KiB at most).
+int run_stream(const Options& o, const Connector& connector) {
+    Opened op = connector.open();
+    Link& link = op.link;
+    const std::string& where = op.where;
+    const bool drain = link.tls();
+    const char* end_call = drain ? "SSL_shutdown" : "shutdown";
     const StreamPattern pattern(o.chunk);
     std::vector<char> in(std::max(o.chunk, kStreamReadSize));
     uint64_t sent = 0;
     uint64_t got = 0;
+    bool output_ended = false;  // our FIN or close_notify is out
     bool eof = false;
+    IoStatus send_wait = IoStatus::kWantWrite;
+    IoStatus recv_wait = IoStatus::kWantRead;
+    short revents = POLLOUT;  // first pass: start sending at once
     const auto start = Clock::now();
     while (!eof) {
-        pollfd p{fd.get(), static_cast<short>(POLLIN | (sent < o.stream ? POLLOUT : 0)), 0};
+        for (bool more = !output_ended && ready_for(send_wait, revents); more;) {
+            Io io;
+            if (sent < o.stream) {
+                const auto [data, len] =
+                    pattern.run(sent, std::min<uint64_t>(o.chunk, o.stream - sent));
+                io = link.send(data, len);
+                if (io.status == IoStatus::kFailed) throw link_error(link.send_call(), where, link);
+                sent += io.n;
+                more = drain && io.status == IoStatus::kDone;
+            }
+            if (sent == o.stream) {
+                io = link.end_output();
+                if (io.status == IoStatus::kFailed) throw link_error(end_call, where, link);
+                output_ended = io.status == IoStatus::kDone;
+                more = false;
+            }
+            if (blocked(io.status)) send_wait = io.status;
+        }
+        for (bool more = ready_for(recv_wait, revents) || link.pending(); more;) {
+            const Io io = link.recv(in.data(), in.size());
+            if (io.status == IoStatus::kDone) {
+                if (got + io.n > o.stream) {
+                    throw Mismatch("the server echoed " + std::to_string(got + io.n) +
+                                   " bytes or more; only " + std::to_string(o.stream) + " were sent");
+                }
+                pattern.verify(got, in.data(), io.n);
+                got += io.n;
+                recv_wait = IoStatus::kWantRead;
+                more = drain || link.pending();
+            } else if (blocked(io.status)) {
+                recv_wait = io.status;
+                more = false;
+            } else if (io.status == IoStatus::kClosed ||
+                       (io.status == IoStatus::kTruncated && got == o.stream)) {
+                // A bare EOF after every byte came back and was checked loses nothing.
+                eof = true;
+                more = false;
+            } else if (io.status == IoStatus::kTruncated) {
+                throw Fatal("stream " + where + ": " + link.error() + " after echoing " +
+                            std::to_string(got) + " of " + std::to_string(o.stream) + " bytes");
+            } else {
+                throw link_error(link.recv_call(), where, link);
+            }
+        }
+        if (eof) break;
+        const auto events = static_cast<short>(poll_events(recv_wait) |
+                                                (output_ended ? 0 : poll_events(send_wait)));
+        pollfd p{link.fd(), events, 0};
         const int ready = ::poll(&p, 1, timeout_ms(o));
+        revents = ready > 0 ? p.revents : short{0};
         if (ready < 0 && errno == EINTR) continue;
         if (ready < 0) throw sys_error("poll", where, errno);
         if (ready == 0) {
@@ -670,44 +1325,63 @@ int run_stream(const Options& o) {
                         " ms (" + std::to_string(sent) + " bytes sent, " + std::to_string(got) +
                         " echoed of " + std::to_string(o.stream) + ")");
         }
-        if ((p.revents & POLLOUT) && sent < o.stream) {
-            const auto [data, len] = pattern.run(sent, std::min<uint64_t>(o.chunk, o.stream - sent));
-            const ssize_t n = ::send(fd.get(), data, len, MSG_NOSIGNAL);
-            if (n > 0) {
-                sent += static_cast<uint64_t>(n);
-                if (sent == o.stream && ::shutdown(fd.get(), SHUT_WR) < 0) {
-                    throw sys_error("shutdown", where, errno);
-                }
-            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                throw sys_error("send", where, errno);
-            }
-        }
-        if (p.revents & (POLLIN | POLLERR | POLLHUP)) {
-            const ssize_t n = ::recv(fd.get(), in.data(), in.size(), 0);
-            if (n > 0) {
-                const auto len = static_cast<size_t>(n);
-                if (got + len > o.stream) {
-                    throw Mismatch("the server echoed " + std::to_string(got + len) +
-                                   " bytes or more; only " + std::to_string(o.stream) + " were sent");
-                }
-                pattern.verify(got, in.data(), len);
-                got += len;
-            } else if (n == 0) {
-                eof = true;
-            } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-                throw sys_error("recv", where, errno);
-            }
-        }
     }
     const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
     if (got != o.stream) {
         throw Fatal("stream " + where + ": the server closed after echoing " + std::to_string(got) +
                     " of " + std::to_string(o.stream) + " bytes");
     }
+    const TlsSummary tls = tls_summary(op);
     std::printf("{\"server\":\"%s\",\"bytes\":%llu,\"chunk\":%zu,\"total_s\":%.6f,"
-                "\"mb_per_s\":%.3f}\n",
+                "\"mb_per_s\":%.3f%s}\n",
                 where.c_str(), static_cast<unsigned long long>(o.stream), o.chunk, total_s,
-                static_cast<double>(o.stream) / total_s / 1e6);
+                static_cast<double>(o.stream) / total_s / 1e6,
+                tls_json(tls, json_ms(tls.handshake_ms)).c_str());
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Handshake mode
+// ---------------------------------------------------------------------------
+
+// "{"mean":..,"p50":..,"p95":..,"p99":..,"max":..}" in milliseconds.
+std::string handshake_percentiles(const Histogram& h) {
+    std::array<char, 160> text{};
+    std::snprintf(text.data(), text.size(),
+                  R"({"mean":%.4f,"p50":%.4f,"p95":%.4f,"p99":%.4f,"max":%.4f})",
+                  h.mean() / 1e6, ms(h.percentile(50)), ms(h.percentile(95)), ms(h.percentile(99)),
+                  ms(h.max()));
+    return text.data();
+}
+
+// --handshakes N: the cost of a new TLS client. Each connection in turn:
+// TCP connect, full handshake (fresh SSL, no tickets: nothing to resume),
+// one verified echo of --size bytes, close_notify, the server's end, close.
+// A handshake is timed from the start of connect() to the end of SSL_connect;
+// the rate counts whole connections, echo and goodbye included.
+int run_handshakes(const Options& o, const Connector& connector) {
+    const std::vector<char> pool = make_pool(o.size);
+    std::vector<char> back(o.size);
+    Histogram handshake;
+    TlsSummary tls;
+    std::string where;
+    const auto start = Clock::now();
+    for (uint64_t i = 0; i < o.handshakes; ++i) {
+        Opened op = connector.open();
+        handshake.record(ns_between(op.connect_started, op.handshaken));
+        const char* msg = pool.data() + i % kPoolSlack;
+        round_trip(op.link, msg, back.data(), o.size, timeout_ms(o), op.where);
+        verify_echo(msg, back.data(), o.size, i);
+        close_gracefully(op.link, timeout_ms(o), op.where);
+        if (i == 0) tls = tls_summary(op);
+        where = op.where;
+    }
+    const double total_s = std::chrono::duration<double>(Clock::now() - start).count();
+    std::printf("{\"server\":\"%s\",\"handshakes\":%llu,\"size\":%zu,\"total_s\":%.6f,"
+                "\"rate_per_s\":%.1f%s}\n",
+                where.c_str(), static_cast<unsigned long long>(o.handshakes), o.size, total_s,
+                static_cast<double>(o.handshakes) / total_s,
+                tls_json(tls, handshake_percentiles(handshake)).c_str());
     return 0;
 }
 
@@ -721,6 +1395,7 @@ struct ErrorCounts {
     uint64_t mismatch = 0;
     uint64_t eof = 0;
     uint64_t timeout = 0;
+    uint64_t handshake = 0;  // TLS handshakes that failed or timed out
 
     void add(const ErrorCounts& o) {
         connect += o.connect;
@@ -728,6 +1403,7 @@ struct ErrorCounts {
         mismatch += o.mismatch;
         eof += o.eof;
         timeout += o.timeout;
+        handshake += o.handshake;
     }
 };
 
@@ -777,19 +1453,21 @@ std::vector<Fd> connect_all(const Endpoint& ep, size_t n, int timeout_ms, ErrorC
     return ready;
 }
 
-// Phase 2: one epoll loop driving its share of the connections. Each has
+// Phase 2: one epoll loop driving its share of the connections. With TLS
+// each first completes its handshake there (non-blocking SSL_connect, driven
+// by WANT_READ/WANT_WRITE, under the same --timeout as an echo). Each has
 // exactly one message in flight; when its echo is complete and verified,
 // the latency is recorded and the next message goes out at once.
 class LoadWorker {
 public:
-    LoadWorker(std::vector<Fd> sockets, const std::vector<char>& pool, size_t size,
-               int timeout_ms)
+    LoadWorker(std::vector<Link> links, const std::vector<char>& pool, size_t size,
+               int timeout_ms, const Connector& connector)
         : pool_(pool), size_(size), timeout_(std::chrono::milliseconds(timeout_ms)),
-          scratch_(std::min<size_t>(size, size_t{64} * 1024)) {
-        conns_.reserve(sockets.size());
-        for (auto& fd : sockets) {
+          scratch_(std::min<size_t>(size, size_t{64} * 1024)), connector_(connector) {
+        conns_.reserve(links.size());
+        for (auto& link : links) {
             conns_.emplace_back();
-            conns_.back().fd = std::move(fd);
+            conns_.back().link = std::move(link);
             conns_.back().offset = conns_.size() % kPoolSlack;
         }
     }
@@ -809,15 +1487,21 @@ public:
     const Histogram& latency() const { return latency_; }
     uint64_t round_trips() const { return round_trips_; }
     const ErrorCounts& errors() const { return errors_; }
+    const Histogram& handshakes() const { return handshake_; }
+    const TlsSummary& tls() const { return tls_; }
+    const std::string& handshake_error() const { return handshake_error_; }
 
 private:
     struct Conn {
-        Fd fd;
+        Link link;
         size_t sent = 0;
         size_t got = 0;
         size_t offset = 0;  // which window of the pool is in flight
-        bool want_out = false;
-        Clock::time_point started;
+        bool handshaking = false;
+        bool send_wants_read = false;   // TLS: SSL_write asked to read first
+        bool recv_wants_write = false;  // TLS: SSL_read asked to write first
+        bool want_out = false;          // EPOLLOUT is in the interest set
+        Clock::time_point started;      // of the message in flight, or of the handshake
     };
 
     const char* message(const Conn& c) const { return pool_.data() + c.offset; }
@@ -829,7 +1513,15 @@ private:
             if (!watch(conns_[i], EPOLL_CTL_ADD, i)) throw sys_error("epoll_ctl", "(load)", errno);
         }
         live_ = conns_.size();
-        for (Conn& c : conns_) begin(c, Clock::now());
+        for (Conn& c : conns_) {
+            if (c.link.tls()) {
+                c.handshaking = true;
+                c.started = Clock::now();
+                shake(c);
+            } else {
+                begin(c, Clock::now());
+            }
+        }
 
         std::array<epoll_event, kMaxEvents> events{};
         auto next_scan = Clock::now() + kStallScanEvery;
@@ -852,13 +1544,49 @@ private:
         epoll_event ev{};
         ev.events = EPOLLIN | (c.want_out ? EPOLLOUT : 0u);
         ev.data.u64 = index;
-        return ::epoll_ctl(poller_.get(), op, c.fd.get(), &ev) == 0;
+        return ::epoll_ctl(poller_.get(), op, c.link.fd(), &ev) == 0;
+    }
+
+    // EPOLLOUT is watched only while a call waits for it (level triggering
+    // would report a writable socket on every epoll_wait otherwise).
+    void set_want_out(Conn& c, bool want_out) {
+        if (want_out == c.want_out) return;
+        c.want_out = want_out;
+        if (!watch(c, EPOLL_CTL_MOD, static_cast<size_t>(&c - conns_.data()))) {
+            drop(c, errors_.reset);
+        }
+    }
+
+    bool wants_out(const Conn& c) const {
+        return (c.sent < size_ && !c.send_wants_read) || c.recv_wants_write;
     }
 
     void handle(Conn& c, uint32_t events) {
         const uint32_t trouble = EPOLLERR | EPOLLHUP;
-        if ((events & (EPOLLOUT | trouble)) && c.sent < size_) send_more(c);
-        if (c.fd.get() >= 0 && (events & (EPOLLIN | trouble))) receive(c);
+        const bool readable = (events & (EPOLLIN | trouble)) != 0;
+        const bool writable = (events & (EPOLLOUT | trouble)) != 0;
+        if (c.handshaking) return shake(c);
+        if (c.sent < size_ && (c.send_wants_read ? readable : writable)) send_more(c);
+        if (c.link.fd() >= 0 && (c.recv_wants_write ? writable : readable)) receive(c);
+    }
+
+    // One handshake step; the first message goes out as soon as it is done.
+    void shake(Conn& c) {
+        const Io io = c.link.handshake();
+        if (io.status == IoStatus::kDone) {
+            const auto now = Clock::now();
+            c.handshaking = false;
+            handshake_.record(ns_between(c.started, now));
+            if (!tls_.on) tls_ = tls_summary(c.link, 0);
+            return begin(c, now);
+        }
+        if (!blocked(io.status)) {
+            if (handshake_error_.empty()) {
+                handshake_error_ = connector_.handshake_failed(c.link).what();
+            }
+            return drop(c, errors_.handshake);
+        }
+        set_want_out(c, io.status == IoStatus::kWantWrite);
     }
 
     void begin(Conn& c, Clock::time_point now) {
@@ -871,48 +1599,50 @@ private:
     // Partial writes: send what the kernel takes; EPOLLOUT brings us back
     // for the rest. EPOLLOUT is watched only while bytes remain unsent.
     void send_more(Conn& c) {
+        c.send_wants_read = false;
         while (c.sent < size_) {
-            const ssize_t n = ::send(c.fd.get(), message(c) + c.sent, size_ - c.sent, MSG_NOSIGNAL);
-            if (n > 0) {
-                c.sent += static_cast<size_t>(n);
-            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            const Io io = c.link.send(message(c) + c.sent, size_ - c.sent);
+            if (io.status == IoStatus::kDone) {
+                c.sent += io.n;
+            } else if (blocked(io.status)) {
+                c.send_wants_read = io.status == IoStatus::kWantRead;
                 break;
-            } else if (errno != EINTR) {
+            } else {
                 return drop(c, errors_.reset);
             }
         }
-        const bool want_out = c.sent < size_;
-        if (want_out != c.want_out) {
-            c.want_out = want_out;
-            if (!watch(c, EPOLL_CTL_MOD, static_cast<size_t>(&c - conns_.data()))) {
-                drop(c, errors_.reset);
-            }
-        }
+        set_want_out(c, wants_out(c));
     }
 
     // Short reads: the echo arrives in arbitrary slices. Each slice is
     // checked against what we sent as it arrives, so no per-connection
     // receive buffer is needed - one scratch buffer serves them all.
+    // Over TLS a short read does not mean "drained" when OpenSSL still holds
+    // decrypted bytes (pending); bytes still in the socket wake us again.
     void receive(Conn& c) {
+        const bool wanted_write = c.recv_wants_write;
+        c.recv_wants_write = false;
         for (;;) {
             const size_t want = std::min(scratch_.size(), size_ - c.got);
-            const ssize_t n = ::recv(c.fd.get(), scratch_.data(), want, 0);
-            if (n > 0) {
-                const auto len = static_cast<size_t>(n);
-                if (std::memcmp(scratch_.data(), message(c) + c.got, len) != 0) {
+            const Io io = c.link.recv(scratch_.data(), want);
+            if (io.status == IoStatus::kDone) {
+                if (std::memcmp(scratch_.data(), message(c) + c.got, io.n) != 0) {
                     return drop(c, errors_.mismatch);
                 }
-                c.got += len;
+                c.got += io.n;
                 if (c.got == size_) return complete(c);
-                if (len < want) return;  // drained; level triggering wakes us again
-            } else if (n == 0) {
+                // Drained; level triggering wakes us again.
+                if (io.n < want && !c.link.pending()) break;
+            } else if (blocked(io.status)) {
+                c.recv_wants_write = io.status == IoStatus::kWantWrite;
+                break;
+            } else if (io.status == IoStatus::kClosed || io.status == IoStatus::kTruncated) {
                 return drop(c, errors_.eof);
-            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return;
-            } else if (errno != EINTR) {
+            } else {
                 return drop(c, errors_.reset);
             }
         }
+        if (c.recv_wants_write != wanted_write) set_want_out(c, wants_out(c));
     }
 
     void complete(Conn& c) {
@@ -925,16 +1655,25 @@ private:
         begin(c, now);
     }
 
-    // Closing also removes the socket from the epoll set.
+    // Closing (after our close_notify, if TLS is still healthy) also removes
+    // the socket from the epoll set.
     void drop(Conn& c, uint64_t& counter) {
         ++counter;
         --live_;
-        c.fd.reset();
+        c.link.reset();
     }
 
     void expire_stalled(Clock::time_point now) {
         for (Conn& c : conns_) {
-            if (c.fd.get() >= 0 && now - c.started > timeout_) drop(c, errors_.timeout);
+            if (c.link.fd() < 0 || now - c.started <= timeout_) continue;
+            if (c.handshaking && handshake_error_.empty()) {
+                const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(timeout_);
+                handshake_error_ =
+                    connector_.handshake_failed("timed out after " + std::to_string(limit.count()) +
+                                                " ms")
+                        .what();
+            }
+            drop(c, c.handshaking ? errors_.handshake : errors_.timeout);
         }
     }
 
@@ -950,21 +1689,29 @@ private:
     Histogram latency_;
     uint64_t round_trips_ = 0;
     ErrorCounts errors_;
+    const Connector& connector_;
+    Histogram handshake_;          // TLS: from the loop's start to each handshake's end
+    TlsSummary tls_;               // TLS: of the first completed handshake
+    std::string handshake_error_;  // TLS: why the first failed handshake failed
     std::exception_ptr error_;
 };
 
-// Deal the sockets out round-robin, one share per thread.
+// Deal the sockets out round-robin, one share per thread (with TLS each gets
+// its SSL here, on this thread; the context is shared, each SSL is not).
 std::vector<std::unique_ptr<LoadWorker>> make_workers(std::vector<Fd> sockets, unsigned threads,
                                                       const std::vector<char>& pool,
-                                                      const Options& o) {
+                                                      const Options& o,
+                                                      const Connector& connector) {
     const size_t n = std::min<size_t>(threads, sockets.size());
-    std::vector<std::vector<Fd>> shares(n);
-    for (size_t i = 0; i < sockets.size(); ++i) shares[i % n].push_back(std::move(sockets[i]));
+    std::vector<std::vector<Link>> shares(n);
+    for (size_t i = 0; i < sockets.size(); ++i) {
+        shares[i % n].push_back(connector.wrap(std::move(sockets[i])));
+    }
     std::vector<std::unique_ptr<LoadWorker>> workers;
     workers.reserve(shares.size());
     for (auto& share : shares) {
-        workers.push_back(
-            std::make_unique<LoadWorker>(std::move(share), pool, o.size, timeout_ms(o)));
+        workers.push_back(std::make_unique<LoadWorker>(std::move(share), pool, o.size,
+                                                       timeout_ms(o), connector));
     }
     return workers;
 }
@@ -977,13 +1724,13 @@ struct Joiner {
     }
 };
 
-int run_load(const Options& o) {
+int run_load(const Options& o, const Connector& connector) {
     raise_fd_limit();
-    const Endpoint ep = resolve(o.host, o.port).front();
+    const Endpoint ep = connector.endpoints().front();
     ErrorCounts errors;
     std::vector<Fd> sockets = connect_all(ep, o.connections, timeout_ms(o), errors);
     const std::vector<char> pool = make_pool(o.size);
-    auto workers = make_workers(std::move(sockets), o.threads, pool, o);
+    auto workers = make_workers(std::move(sockets), o.threads, pool, o, connector);
 
     const auto measure_from =
         Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -996,17 +1743,32 @@ int run_load(const Options& o) {
     }
 
     Histogram latency;
+    Histogram handshakes;
+    TlsSummary tls;
+    std::string handshake_error;
     uint64_t round_trips = 0;
     for (const auto& w : workers) {
         if (w->error()) std::rethrow_exception(w->error());
         latency.merge(w->latency());
+        handshakes.merge(w->handshakes());
         round_trips += w->round_trips();
         errors.add(w->errors());
+        if (!tls.on) tls = w->tls();
+        if (handshake_error.empty()) handshake_error = w->handshake_error();
     }
+    // Not one handshake succeeded (a wrong CA, a plain TCP server): say why.
+    if (o.tls && handshakes.count() == 0 && !handshake_error.empty()) throw Fatal(handshake_error);
+    const std::string tls_errors =
+        o.tls ? ",\"handshake\":" + std::to_string(errors.handshake) : std::string();
+    // Completed handshakes: those still under way when the run ended are neither here nor errors.
+    const std::string tls_keys =
+        o.tls ? ",\"handshakes\":" + std::to_string(handshakes.count()) +
+                    tls_json(tls, handshake_percentiles(handshakes))
+              : std::string();
     std::printf("{\"connections\":%zu,\"size\":%zu,\"duration_s\":%.3f,\"round_trips\":%llu,"
                 "\"rate_per_s\":%.1f,\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
                 "\"max\":%.3f},\"errors\":{\"connect\":%llu,\"reset\":%llu,\"mismatch\":%llu,"
-                "\"eof\":%llu,\"timeout\":%llu}}\n",
+                "\"eof\":%llu,\"timeout\":%llu%s}%s}\n",
                 o.connections, o.size, o.duration_s, static_cast<unsigned long long>(round_trips),
                 static_cast<double>(round_trips) / o.duration_s, ms(latency.percentile(50)),
                 ms(latency.percentile(90)), ms(latency.percentile(99)), ms(latency.max()),
@@ -1014,7 +1776,8 @@ int run_load(const Options& o) {
                 static_cast<unsigned long long>(errors.reset),
                 static_cast<unsigned long long>(errors.mismatch),
                 static_cast<unsigned long long>(errors.eof),
-                static_cast<unsigned long long>(errors.timeout));
+                static_cast<unsigned long long>(errors.timeout), tls_errors.c_str(),
+                tls_keys.c_str());
     return errors.mismatch > 0 ? 1 : 0;
 }
 
@@ -1026,10 +1789,15 @@ int run_client(int argc, char** argv) {
     }
     // MSG_NOSIGNAL covers our sends; ignoring SIGPIPE covers everything else.
     ::signal(SIGPIPE, SIG_IGN);
-    if (o.load) return run_load(o);
-    if (o.stream > 0) return run_stream(o);
-    if (o.count == 1 && o.size == 0 && !o.json) return run_single(o);
-    return run_count(o);
+    if (o.tls && !ECHO_WITH_OPENSSL) {
+        throw Fatal("--tls: this build has no TLS (built without OpenSSL)");
+    }
+    const Connector connector(o);  // resolves --host; with --tls, the TLS context
+    if (o.handshakes > 0) return run_handshakes(o, connector);
+    if (o.load) return run_load(o, connector);
+    if (o.stream > 0) return run_stream(o, connector);
+    if (o.count == 1 && o.size == 0 && !o.json) return run_single(o, connector);
+    return run_count(o, connector);
 }
 
 }  // namespace

@@ -2,9 +2,10 @@
 
 A server's command line is part of its contract: the test harness starts it with ``--host``
 and ``--port`` (port 0: "any free port") and waits for the one announcement line on stdout,
-``[server] listening on HOST:PORT``, which carries the port the kernel really chose. Errors are
-one line on stderr and exit status 2 -- never a traceback, never a usage block -- so whoever
-reads them (a person or a test) sees the cause at once.
+``[server] listening on HOST:PORT``, which carries the port the kernel really chose (with
+`` (tls)`` appended when the server speaks TLS). Errors are one line on stderr and exit status 2
+-- never a traceback, never a usage block -- so whoever reads them (a person or a test) sees
+the cause at once.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import argparse
 import logging
 import os
 import socket
+import ssl
 import sys
 from typing import NoReturn
 
@@ -58,6 +60,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """A number of seconds greater than zero (and finite)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
 def server_parser(description: str, default_port: int) -> argparse.ArgumentParser:
     """The flags every Python server accepts; a server may add its own before parsing."""
     parser = OneLineErrorParser(description=description)
@@ -83,6 +96,16 @@ def server_parser(description: str, default_port: int) -> argparse.ArgumentParse
         "--verbose",
         action="store_true",
         help="log each connection to stderr",
+    )
+    tls = parser.add_argument_group("TLS (both files, or neither for plain TCP)")
+    tls.add_argument("--tls-cert", metavar="FILE", help="speak TLS with this PEM certificate (chain)")
+    tls.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    tls.add_argument(
+        "--tls-handshake-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close a connection whose TLS handshake takes longer (default: %(default)s)",
     )
     return parser
 
@@ -131,11 +154,71 @@ def open_listener(host: str, port: int) -> socket.socket:
         fail(f"bind {where}: {os.strerror(exc.errno) if exc.errno else exc}")
 
 
-def announce(listener: socket.socket) -> None:
-    """Print ``[server] listening on HOST:PORT`` with the address the kernel really bound.
+def announce(listener: socket.socket, tls: bool = False) -> None:
+    """Print ``[server] listening on HOST:PORT`` (`` (tls)`` added for TLS) with the address
+    the kernel really bound.
 
     getsockname() is the only truth after binding port 0. flush=True matters: stdout is a
     pipe when a test harness runs us, so it is block-buffered and would otherwise sit unsent.
     """
     host, port = listener.getsockname()[:2]
-    print(f"[server] listening on {format_address(host, port)}", flush=True)
+    print(f"[server] listening on {format_address(host, port)}{' (tls)' if tls else ''}", flush=True)
+
+
+class EncryptedKeyError(Exception):
+    """The private key asks for a passphrase; a server has no one to ask."""
+
+
+def _no_passphrase() -> bytes:
+    raise EncryptedKeyError
+
+
+def server_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The TLS context for ``--tls-cert``/``--tls-key``, None for plain TCP, or one line and exit 2.
+
+    Called before binding, so a bad certificate never leaves a half-started server. OpenSSL's
+    own message for most mistakes is "PEM lib", which names neither the file nor the problem:
+    each file is read first (its OS error, e.g. "No such file or directory"), and a refused
+    pair is then examined to say which of the two is wrong and how.
+    """
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        given, missing = ("--tls-cert", "--tls-key") if key is None else ("--tls-key", "--tls-cert")
+        fail(f"{given} needs {missing} (both files, or neither for plain TCP)")
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key)):
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as exc:
+            fail(f"{flag} {path}: {exc.strerror or exc}")
+    # The library's modern defaults (ciphers, no compression, TLS 1.3 as the maximum), with
+    # TLS 1.0 and 1.1 refused. PROTOCOL_TLS_SERVER asks for no client certificate.
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        # password: an encrypted key would otherwise make OpenSSL prompt on the terminal.
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except EncryptedKeyError:
+        fail(f"--tls-key {key}: the key is encrypted; give an unencrypted PEM key")
+    except ssl.SSLError as exc:
+        fail(_why_refused(cert, key, exc))
+    except OSError as exc:  # the file changed since we opened it
+        fail(f"--tls-cert {cert} / --tls-key {key}: {exc.strerror or exc}")
+    return context
+
+
+def _why_refused(cert: str, key: str, exc: ssl.SSLError) -> str:
+    if exc.reason == "KEY_VALUES_MISMATCH":
+        return f"--tls-key {key}: key does not match the certificate {cert}"
+    if not _is_pem_certificate(cert):
+        return f"--tls-cert {cert}: not a PEM certificate"
+    return f"--tls-key {key}: not a PEM private key"
+
+
+def _is_pem_certificate(path: str) -> bool:
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError:
+        return False
+    return True

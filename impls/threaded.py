@@ -19,6 +19,22 @@ What it teaches
       buffer fills, and TCP's window tells the client to stop sending. Memory use per
       connection stays at one buffer, however much the client tries to push.
 
+TLS (``--tls-cert FILE --tls-key FILE``)
+    The same loop runs on an ssl.SSLSocket: recv() returns decrypted bytes, sendall()
+    encrypts. What changes is the start and the end of a connection.
+    * The handshake costs two network round trips before the first byte (one with TLS 1.3)
+      and, on the server, a signature with the certificate's private key: milliseconds of
+      CPU, the most expensive moment of a short connection. It also waits on the client, who
+      may never send its half. So it runs in the connection's own thread, never in the accept
+      loop: a stalled or slow client then blocks only itself, and --tls-handshake-timeout
+      bounds how long (a socket timeout during the handshake only, lifted afterwards so an
+      idle but healthy connection is never cut).
+    * The end of the stream is a message, not just a FIN. The client's close_notify alert
+      makes recv() return b"" -- the TLS EOF. We answer with our own close_notify (unwrap())
+      and close. A TCP FIN (or reset) without close_notify means the stream was cut short,
+      perhaps by an attacker truncating it: with suppress_ragged_eofs=False recv() raises
+      SSLEOFError instead of pretending it was a clean end, and we log it and close.
+
 Its limits
     A thread costs a stack and a kernel task; tens of thousands of mostly idle connections
     are better served by one event loop (see asyncio_server.py). The GIL lets only one thread
@@ -32,8 +48,10 @@ import errno
 import logging
 import signal
 import socket
+import ssl
 import threading
 import time
+from dataclasses import dataclass
 from types import FrameType
 from typing import NoReturn
 
@@ -57,15 +75,25 @@ ACCEPT_RETRY_SECONDS = 0.1
 log = logging.getLogger("impls.threaded")
 
 
+@dataclass(frozen=True)
+class Tls:
+    """How each connection's TLS handshake is done."""
+
+    context: ssl.SSLContext
+    handshake_timeout: float
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = cli.server_parser("TCP echo server, one thread per connection.", DEFAULT_PORT)
     args = parser.parse_args(argv)
     cli.configure_logging(args.verbose)
+    context = cli.server_tls_context(args.tls_cert, args.tls_key)
+    tls = None if context is None else Tls(context, args.tls_handshake_timeout)
     exit_cleanly_on_signals()
     threading.stack_size(THREAD_STACK_BYTES)
     with cli.open_listener(args.host, args.port) as listener:
-        cli.announce(listener)
-        accept_forever(listener, args.buffer_size)
+        cli.announce(listener, tls=tls is not None)
+        accept_forever(listener, args.buffer_size, tls)
 
 
 def exit_cleanly_on_signals() -> None:
@@ -85,8 +113,9 @@ def _exit_with_status_0(signum: int, frame: FrameType | None) -> NoReturn:
     raise SystemExit(0)
 
 
-def accept_forever(listener: socket.socket, buffer_size: int) -> None:
-    """Accept connections and hand each one to a thread of its own."""
+def accept_forever(listener: socket.socket, buffer_size: int, tls: Tls | None) -> None:
+    """Accept connections and hand each one to a thread of its own (TLS or not: the
+    handshake, if any, is that thread's first job)."""
     while True:
         try:
             conn, peer = listener.accept()
@@ -96,10 +125,10 @@ def accept_forever(listener: socket.socket, buffer_size: int) -> None:
             log.warning("accept: %s; retrying", exc.strerror)
             time.sleep(ACCEPT_RETRY_SECONDS)
             continue
-        start_echo_thread(conn, cli.format_address(*peer[:2]), buffer_size)
+        start_echo_thread(conn, cli.format_address(*peer[:2]), buffer_size, tls)
 
 
-def start_echo_thread(conn: socket.socket, peer: str, buffer_size: int) -> None:
+def start_echo_thread(conn: socket.socket, peer: str, buffer_size: int, tls: Tls | None) -> None:
     # Nagle's algorithm holds back a small segment while an earlier one is unacknowledged,
     # and the client's delayed ACK holds back that acknowledgement for up to ~40 ms: a small
     # echo could stall for 40 ms on each round trip. TCP_NODELAY sends every write at once.
@@ -107,7 +136,7 @@ def start_echo_thread(conn: socket.socket, peer: str, buffer_size: int) -> None:
     # daemon=True: an open connection must not keep the process alive after SIGTERM.
     thread = threading.Thread(
         target=serve_connection,
-        args=(conn, peer, buffer_size),
+        args=(conn, peer, buffer_size, tls),
         name=peer,
         daemon=True,
     )
@@ -118,21 +147,51 @@ def start_echo_thread(conn: socket.socket, peer: str, buffer_size: int) -> None:
         conn.close()
 
 
-def serve_connection(conn: socket.socket, peer: str, buffer_size: int) -> None:
+def serve_connection(conn: socket.socket, peer: str, buffer_size: int, tls: Tls | None) -> None:
     """Echo one connection until EOF, then close it. Runs in the connection's own thread."""
     log.info("%s: connected", peer)
     with conn:
         try:
-            echo_until_eof(conn, buffer_size)
+            if tls is None:
+                echo_until_eof(conn, buffer_size)
+            else:
+                serve_tls(conn, tls, buffer_size)
         except OSError as exc:
             # Usually ConnectionResetError (the client closed with unread data, or aborted)
             # or BrokenPipeError (we wrote after the client closed). Python ignores SIGPIPE
             # at startup, so a write to a closed connection raises EPIPE as BrokenPipeError
             # instead of killing the whole process. Either way: this client is gone, the
             # others are fine, nothing to report beyond a log line.
+            # Over TLS also ssl.SSLError (an OSError): a failed handshake -- a plain-TCP
+            # client, a port scanner -- or SSLEOFError, the stream cut without close_notify.
             log.info("%s: %s", peer, exc.strerror or exc)
             return
     log.info("%s: closed after EOF", peer)
+
+
+def serve_tls(conn: socket.socket, tls: Tls, buffer_size: int) -> None:
+    """Handshake within the timeout, echo the decrypted stream, answer close_notify with ours.
+
+    wrap_socket() takes over conn's descriptor (conn is left detached: closing it is a no-op)
+    and, with do_handshake_on_connect, does the handshake at once. If that fails, the new
+    SSLSocket closes the descriptor itself before the exception reaches us.
+    """
+    conn.settimeout(tls.handshake_timeout)
+    try:
+        stream = tls.context.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+    except TimeoutError:
+        raise ConnectionAbortedError(f"TLS handshake not done within {tls.handshake_timeout} s") from None
+    except ssl.SSLError as exc:
+        raise ConnectionAbortedError(f"TLS handshake failed: {exc.reason or exc}") from None
+    with stream:
+        stream.settimeout(None)  # blocking again: the handshake was the only deadline
+        try:
+            echo_until_eof(stream, buffer_size)
+        except ssl.SSLEOFError:
+            raise ConnectionAbortedError("TCP EOF without close_notify: a truncated TLS stream") from None
+        # recv() returned b"": the client's close_notify. Everything it sent has been echoed;
+        # unwrap() sends our close_notify and returns at once, since theirs already arrived.
+        stream.unwrap()
 
 
 def echo_until_eof(conn: socket.socket, buffer_size: int) -> None:
