@@ -5,16 +5,19 @@ Options (group "echo benchmarks"):
   --placement {any,same-cpu,cross-cpu}
                            pin the server and the client to the same CPU or to different ones
 
-Each workload is one test function over the fixture ``server``: the root conftest's targets
+Each workload is one test function over the fixture ``server``: the root conftest's TCP targets
 (every row of impls/table.py, or --server-cmd / --server-addr) plus the reference ``node``
 (Node.js ``net.createServer(s => s.pipe(s))``), so every table has its baseline. The
-round-trip floor is sockperf's own server and client, a workload of its own.
+round-trip floor is sockperf's own server and client, a workload of its own. The TLS workloads
+(test_tls.py) run over the fixture ``tls_server``: the TLS targets plus socat's OPENSSL-LISTEN
+as their baseline.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,8 @@ from benchmarks.workloads import (
     NODE_COMMAND,
     PLACEMENTS,
     QUICK,
+    SOCAT_TLS,
+    SOCAT_TLS_COMMAND,
     Placement,
     Profile,
     have,
@@ -35,8 +40,9 @@ from benchmarks.workloads import (
 )
 from conformance.harness.build import BuildError, ensure_cpp_built
 from conformance.harness.servers import Address, ServerProcess
-from conformance.harness.targets import Target, TargetSpec, serving
+from conformance.harness.targets import TCP, Target, TargetSpec, serving
 from conftest import TARGET_SPECS
+from impls.table import TLS
 
 # Before any server starts: 10,000 connections need 10,000 descriptors in the server (which
 # inherits this limit) and as many in the load client.
@@ -89,21 +95,46 @@ def placement(request: pytest.FixtureRequest) -> Iterator[Placement]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """``server``: this session's targets, then the Node.js baseline every workload is compared with."""
-    if "server" in metafunc.fixturenames:
-        host: str = metafunc.config.getoption("server_host")
-        specs = [*metafunc.config.stash[TARGET_SPECS], TargetSpec(NODE, command=NODE_COMMAND, host=host)]
-        metafunc.parametrize(
-            "server", specs, ids=[spec.name for spec in specs], indirect=True, scope="session"
-        )
+    """``server``: this session's TCP targets, then the Node.js baseline every workload is compared
+    with; ``tls_server``: its TLS targets, then socat's OPENSSL-LISTEN."""
+    targets: list[TargetSpec] = metafunc.config.stash[TARGET_SPECS]
+    host: str = metafunc.config.getoption("server_host")
+    for fixture, transport, baseline in (
+        ("server", TCP, TargetSpec(NODE, command=NODE_COMMAND, host=host)),
+        ("tls_server", TLS, _socat_tls(targets, host)),
+    ):
+        if fixture in metafunc.fixturenames:
+            specs = [spec for spec in targets if spec.transport == transport]
+            specs += [baseline] if baseline else []
+            metafunc.parametrize(
+                fixture, specs, ids=[spec.name for spec in specs], indirect=True, scope="session"
+            )
+
+
+def _socat_tls(targets: list[TargetSpec], host: str) -> TargetSpec | None:
+    """socat's OPENSSL-LISTEN with the suite's test certificate; None when no TLS target runs."""
+    tls_targets = [spec for spec in targets if spec.transport == TLS]
+    if not tls_targets:
+        return None
+    return replace(tls_targets[0], name=SOCAT_TLS, implementation=None, command=SOCAT_TLS_COMMAND, host=host)
 
 
 @pytest.fixture(scope="session")
 def server(request: pytest.FixtureRequest) -> Iterator[Target]:
-    """The running server a workload measures, started once per session."""
-    spec: TargetSpec = request.param
-    if spec.name == NODE and not have("node"):
-        pytest.skip("the Node.js baseline needs 'node' on PATH")
+    """The running TCP server a workload measures, started once per session."""
+    yield from _serve(request.param)
+
+
+@pytest.fixture(scope="session")
+def tls_server(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The running TLS server a TLS workload measures, started once per session."""
+    yield from _serve(request.param)
+
+
+def _serve(spec: TargetSpec) -> Iterator[Target]:
+    for baseline, program in ((NODE, "node"), (SOCAT_TLS, "socat")):
+        if spec.name == baseline and not have(program):
+            pytest.skip(f"the {baseline} baseline needs {program!r} on PATH")
     with serving(spec) as running:
         yield running
 

@@ -40,7 +40,15 @@ CHILD_TIMEOUT_S = 120.0
 # The matrix needs neither plugin; pytest-benchmark also warns when xdist is active, and the
 # project turns warnings into errors.
 CHILD_OPTIONS = ("-p", "no:cacheprovider", "-p", "no:benchmark")
-ECHO_SELECTION = ("conformance/test_payloads.py", "-k", "ECHO-002 or ECHO-007", "--impl", "threaded")
+ECHO_SELECTION = (
+    "conformance/test_payloads.py",
+    "-k",
+    "ECHO-002 or ECHO-007",
+    "--impl",
+    "threaded",
+    "--transport",
+    "tcp",
+)
 SLOW_SERVER = Path(__file__).with_name("slow_echo_server.py")
 SLOW_SERVER_CMD = f"{shlex.quote(sys.executable)} {shlex.quote(str(SLOW_SERVER))} {{port}}"
 TIMING_SELECTION = ("conformance/test_timing.py", "-k", "TIMING-001", "--server-cmd", SLOW_SERVER_CMD)
@@ -206,7 +214,16 @@ def test_k_with_a_scenario_id_selects_exactly_that_scenario(tmp_path: Path) -> N
     assert selected == [
         "conformance/test_payloads.py::test_every_byte_value[threaded]",
         "conformance/test_payloads.py::test_every_byte_value[asyncio]",
+        "conformance/test_payloads.py::test_every_byte_value[threaded-tls]",
+        "conformance/test_payloads.py::test_every_byte_value[asyncio-tls]",
     ]
+
+
+def test_each_transport_is_a_column_of_its_own(tmp_path: Path) -> None:
+    run = run_pytest(tmp_path, "conformance/test_payloads.py", "-k", "ECHO-002", "--impl", "threaded")
+    assert run.returncode == 0, run.output
+    assert run.report["targets"] == ["threaded", "threaded-tls"]
+    assert run.verdict("ECHO-002", "threaded-tls")["verdict"] == PASS
 
 
 # Unit tests of the matrix itself.
