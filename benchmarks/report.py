@@ -25,7 +25,10 @@ from typing import Any
 
 from impls.table import IMPLEMENTATIONS, ROOT
 
-NODE, SOCKPERF = "node", "sockperf"
+NODE, SOCKPERF, SOCAT_TLS = "node", "sockperf", "socat-tls"
+TLS_SUFFIX = "-tls"  # a row over TLS: "cpp-tls" is cpp's server with --tls-cert/--tls-key
+TLS_RTT_SIZES = ("64B", "16KiB")
+TLS_LOAD = "tls-load-100"
 RTT_SIZES = ("64B", "1KiB", "16KiB", "64KiB")
 LOAD_COUNTS = (100, 1000, 10000)
 # The original project's README: 16 KB x 1000 round trips against its async server.
@@ -60,9 +63,14 @@ class Run:
 
     def servers(self, workload: str | None = None) -> list[str]:
         present = {server for (load, server) in self.results if workload in (None, load)}
-        known = [impl.name for impl in IMPLEMENTATIONS]
-        order = [*known, *sorted(present - {*known, NODE, SOCKPERF}), NODE, SOCKPERF]
+        known = [impl.name + suffix for suffix in ("", TLS_SUFFIX) for impl in IMPLEMENTATIONS]
+        references = [NODE, SOCAT_TLS, SOCKPERF]
+        order = [*known, *sorted(present - {*known, *references}), *references]
         return [server for server in order if server in present]
+
+    @property
+    def has_tls(self) -> bool:
+        return any(workload.startswith("tls-") for workload, _ in self.results)
 
     @property
     def profile(self) -> str:
@@ -251,6 +259,84 @@ def connection_table(run: Run) -> str:
     return table(["server", "connections/s", "x node"], rows)
 
 
+# --- TLS tables: every TLS row against socat-tls, and against its own row over TCP ------------
+
+
+def over_tcp(server: str) -> str:
+    """The same implementation's row over plain TCP ("cpp-tls" -> "cpp")."""
+    return server.removesuffix(TLS_SUFFIX)
+
+
+def tls_handshake_table(run: Run) -> str:
+    socat = run.get("tls-handshake", SOCAT_TLS, "rate_per_s")
+    rows = [
+        [
+            server,
+            fmt(rate := run.get("tls-handshake", server, "rate_per_s"), 0),
+            times(ratio(rate, socat)),
+            *(fmt(run.get("tls-handshake", server, key), 2) for key in ("p50_ms", "p95_ms", "p99_ms")),
+            negotiated(run, "tls-handshake", server),
+        ]
+        for server in run.servers("tls-handshake")
+    ]
+    headers = ["server", "handshakes/s", "x socat-tls", "p50 ms", "p95 ms", "p99 ms", "TLS"]
+    return table(headers, rows)
+
+
+def negotiated(run: Run, workload: str, server: str) -> str:
+    result = run.results.get((workload, server), {})
+    return f"{result.get('tls_version', '?')} {result.get('cipher', '?')}"
+
+
+def tls_rtt_table(run: Run) -> str:
+    def cell(server: str, workload: str, key: str) -> str:
+        value = us(run, workload, server, key)
+        versus = ratio(value, us(run, workload, SOCAT_TLS, key)) if server != SOCAT_TLS else None
+        tcp = ratio(value, us(run, workload.removeprefix("tls-"), over_tcp(server), key))
+        notes = [f"{times(versus)} socat"] if versus else []
+        notes += [f"{times(tcp)} tcp"] if tcp and server != SOCAT_TLS else []
+        return fmt(value) + (f" ({', '.join(notes)})" if notes else "")
+
+    sizes = [(f"tls-rtt-{size}", f"{size} p50 µs") for size in TLS_RTT_SIZES]
+    columns = [*sizes, ("tls-rtt-64B-native", "64 B native p50 µs")]
+    rows = [
+        [server, *(cell(server, workload, "p50_ms") for workload, _ in columns)]
+        for server in run.servers("tls-rtt-64B")
+    ]
+    return table(["server", *(title for _, title in columns)], rows)
+
+
+def tls_bulk_table(run: Run) -> str:
+    socat = run.get("tls-bulk-stream", SOCAT_TLS, "mb_per_s")
+    rows = []
+    for server in run.servers("tls-bulk-stream"):
+        mb = run.get("tls-bulk-stream", server, "mb_per_s")
+        tcp = run.get("bulk-stream", over_tcp(server), "mb_per_s") if server != SOCAT_TLS else None
+        rows.append([server, fmt(mb, 0), times(ratio(mb, socat)), fmt(tcp, 0), times(ratio(mb, tcp))])
+    return table(["server", "MB/s", "x socat-tls", "same row over TCP, MB/s", "x tcp"], rows)
+
+
+def tls_load_table(run: Run) -> str:
+    socat = run.get(TLS_LOAD, SOCAT_TLS, "rate_per_s")
+    rows = []
+    for server in run.servers(TLS_LOAD):
+        result = run.results[(TLS_LOAD, server)]
+        errors = ", ".join(f"{kind} {n}" for kind, n in result.get("errors", {}).items() if n) or "none"
+        rate = run.get(TLS_LOAD, server, "rate_per_s")
+        late = "" if result.get("handshakes_in_warmup", True) else " (handshakes ran into the window)"
+        rows.append(
+            [
+                *(server, fmt(rate, 0) + late, times(ratio(rate, socat))),
+                *(fmt(run.get(TLS_LOAD, server, key), 2) for key in ("p50_ms", "p99_ms")),
+                fmt(run.get(TLS_LOAD, server, "server_cpu_us_per_rt"), 2),
+                fmt(run.get(TLS_LOAD, server, "handshake_p50_ms"), 1),
+                errors,
+            ]
+        )
+    headers = ["server", "round trips/s", "x socat-tls", "p50 ms", "p99 ms", "server CPU µs/RT"]
+    return table([*headers, "100 handshakes p50 ms", "errors"], rows)
+
+
 # --- targets ----------------------------------------------------------------------------------
 
 
@@ -347,6 +433,9 @@ def draw_charts(runs: Runs, directory: Path) -> list[Path]:
         path = directory / f"{name}.png"
         draw(runs.best(preference), path)
         drawn.append(path)
+    if (tls_run := runs.best(THROUGHPUT_PLACEMENTS)).has_tls:
+        _tls_chart(tls_run, path := directory / "tls.png")
+        drawn.append(path)
     return drawn
 
 
@@ -390,6 +479,20 @@ def _throughput_chart(run: Run, path: Path) -> None:
         axis.barh(servers, [run.get(workload, server, "mb_per_s") or 0.0 for server in servers])
         axis.set_xlabel("MB/s")
         axis.set_title(title, fontsize=9)
+        axis.invert_yaxis()
+    _save(figure, path)
+
+
+def _tls_chart(run: Run, path: Path) -> None:
+    figure, axes = _figure(2)
+    for axis, workload, key, label, title in (
+        (axes[0], "tls-handshake", "rate_per_s", "handshakes/s", "full TLS 1.3 handshakes, one by one"),
+        (axes[1], "tls-bulk-stream", "mb_per_s", "MB/s", "bulk stream over TLS, one connection"),
+    ):
+        servers = run.servers(workload)
+        axis.barh(servers, [run.get(workload, server, key) or 0.0 for server in servers])
+        axis.set_xlabel(label)
+        axis.set_title(f"{title} (C++ client, {run.placement})", fontsize=9)
         axis.invert_yaxis()
     _save(figure, path)
 
@@ -513,6 +616,60 @@ SECTIONS: list[tuple[str, Callable[[Run], str], str, tuple[str, ...]]] = [
 ]
 
 
+TLS_INTRO = (
+    "Every row that speaks TLS (`NAME-tls`: the server started with the suite's trustme certificate, "
+    "`--tls-cert`/`--tls-key`) and socat-tls, the third-party baseline: socat's `OPENSSL-LISTEN` "
+    "(fork per connection, `nodelay`, `backlog=1024`) terminating TLS in front of `EXEC:cat`. The C++ "
+    "client trusts the test CA (`--tls --cafile`). No targets exist for TLS: ratios are to socat-tls "
+    "and, where shown, to the same implementation over plain TCP in the same run (`x tcp`)."
+)
+
+TLS_SECTIONS: list[tuple[str, Callable[[Run], str], str, tuple[str, ...]]] = [
+    (
+        "Full handshakes (C++ client)",
+        tls_handshake_table,
+        "`cpp/build/client --handshakes N --tls`: N connections one after another, each a TCP connect, "
+        "a full handshake (no tickets, nothing to resume), one checked 64 B echo, close_notify, close. "
+        "Latency = connect start to handshake done. socat-tls forks a process per connection, and "
+        "socat 1.7.4 answers the client's first ClientHello with a HelloRetryRequest (one more round "
+        "trip): both are in its handshake latency.",
+        THROUGHPUT_PLACEMENTS,
+    ),
+    (
+        "Round trips over TLS",
+        tls_rtt_table,
+        "p50 per round trip on one TLS connection, the handshake done before timing starts: the Python "
+        "client (as in the TCP latency section) at 64 B and 16 KiB, and the C++ client "
+        "(`--count N --size 64 --tls`) at 64 B. `x tcp`: against the same row's TCP figure.",
+        LATENCY_PLACEMENTS,
+    ),
+    (
+        "Bulk throughput over TLS (C++ stream client)",
+        tls_bulk_table,
+        "`cpp/build/client --stream BYTES --chunk 65536 --tls`, every byte checked, MB/s of plaintext "
+        "at the median of the rounds; next to it the same row's TCP bulk stream from this run.",
+        THROUGHPUT_PLACEMENTS,
+    ),
+    (
+        "100 connections over TLS (C++ load client)",
+        tls_load_table,
+        "`cpp/build/client --load --connections 100 --tls`: all connections handshake at once during "
+        "the warm-up (their p50 shown), then each keeps one 64 B message in flight for the measured "
+        "window. Server CPU as in the concurrency section.",
+        THROUGHPUT_PLACEMENTS,
+    ),
+]
+
+
+def tls_part(runs: Runs) -> str:
+    """The TLS section, when a run measured TLS."""
+    tls_runs = Runs({placement: run for placement, run in runs.by_placement.items() if run.has_tls})
+    if not tls_runs.by_placement:
+        return ""
+    body = "\n\n".join(section(tls_runs, *entry, level="###") for entry in TLS_SECTIONS)
+    return f"## TLS\n\n{TLS_INTRO}\n\n{body}\n\n"
+
+
 READING = """## Reading the figures
 
 - Every echo is checked byte for byte; a wrong echo fails the benchmark instead of being timed.
@@ -531,14 +688,20 @@ READING = """## Reading the figures
 
 
 def section(
-    runs: Runs, title: str, make: Callable[[Run], str], intro: str, preference: tuple[str, ...]
+    runs: Runs,
+    title: str,
+    make: Callable[[Run], str],
+    intro: str,
+    preference: tuple[str, ...],
+    *,
+    level: str = "##",
 ) -> str:
     """The section's table from every run, the placement it is judged on first, each labelled."""
     tables = [
         f"Placement **{run.placement}** ({PLACEMENT_MEANING.get(run.placement, '?')}):\n\n{make(run)}"
         for run in runs.ordered(preference)
     ]
-    return f"## {title}\n\n{intro}\n\n" + "\n\n".join(tables)
+    return f"{level} {title}\n\n{intro}\n\n" + "\n\n".join(tables)
 
 
 def render(runs: Runs, charts: list[Path], output: Path) -> str:
@@ -549,7 +712,10 @@ def render(runs: Runs, charts: list[Path], output: Path) -> str:
         f"[{PROFILES.name}]({profiles}).\n\n{checks_table(runs)}"
     )
     body = "\n\n".join(section(runs, *entry) for entry in SECTIONS)
-    return f"# Benchmarks\n\n{caveat(runs)}\n{header(runs)}\n{images}\n\n{targets}\n\n{body}\n\n{READING}"
+    return (
+        f"# Benchmarks\n\n{caveat(runs)}\n{header(runs)}\n{images}\n\n{targets}\n\n{body}\n\n"
+        f"{tls_part(runs)}{READING}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,8 +3,9 @@
 Python drives the latency, original 16 KB and connection-rate workloads (pytest-benchmark
 times each round trip or connection); the bulk stream, the concurrency workload and the
 native round-trip row run the C++ client (``cpp/build/client``) so that Python is never what
-is measured there; sockperf's own ping-pong is the latency floor. Every echo is checked: a
-wrong echo fails.
+is measured there; sockperf's own ping-pong is the latency floor. The TLS workloads use the
+same clients over TLS (``tls_options``), plus the C++ client's sequential full handshakes
+(``native_handshakes``). Every echo is checked: a wrong echo fails.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import shutil
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ import psutil
 from conformance.harness.duplex import connect
 from conformance.harness.servers import Address, ServerProcess, start_command
 from conformance.harness.streams import assert_same_stream
+from conformance.harness.targets import Target
 
 KiB, MiB = 1 << 10, 1 << 20
 SOCKET_TIMEOUT_S = 30.0
@@ -40,6 +42,20 @@ NODE = "node"
 NODE_COMMAND = (
     "node -e \"require('net').createServer(s => { s.on('error', () => s.destroy()); s.pipe(s); })"
     ".listen({port}, '{host}')\""
+)
+SOCAT_TLS = "socat-tls"
+# The TLS baseline: socat terminating TLS (OpenSSL, one process per connection) in front of
+# ``cat``, which echoes the decrypted stream. {certkey}: the suite's test certificate (trustme).
+# - EXEC:cat, not PIPE: socat's PIPE deadlocks on itself in a bulk TLS stream (4 of 5 streams
+#   hung in trials), since one process then both fills and drains the pipe through OpenSSL.
+# - nodelay: without it Nagle holds back the first echo of each connection by about 40 ms,
+#   capping socat at about 20 handshakes per second.
+# - backlog=1024: the default of 5 drops handshakes when 100 connections arrive at once (--load).
+# Its handshakes are slow by design: a fork per connection, and socat 1.7.4 answers OpenSSL's
+# default ClientHello with a HelloRetryRequest (seen in strace), one more round trip each.
+SOCAT_TLS_COMMAND = (
+    "socat OPENSSL-LISTEN:{port},bind={host},reuseaddr,fork,backlog=1024,cert={certkey},verify=0,nodelay"
+    " EXEC:cat"
 )
 SOCKPERF_SERVER_COMMAND = "sockperf sr --tcp -i {host} -p {port}"
 
@@ -60,10 +76,14 @@ class Profile:
     load_duration_s: float
     load_warmup_s: float
     load_rounds: int  # the median round is kept
+    tls_handshakes: int  # sequential full TLS handshakes (C++ client --handshakes)
+    tls_bulk_bytes: int
+    tls_bulk_rounds: int
+    tls_load_warmup_s: float  # covers the 100 handshakes that come before the measured window
 
 
-FULL = Profile("full", 3000, 200, 1000, 256 * MiB, 7, 2000, 20000, 3, 3.0, 0.5, 3)
-QUICK = Profile("quick", 200, 20, 200, 32 * MiB, 2, 200, 2000, 1, 1.0, 0.2, 1)
+FULL = Profile("full", 3000, 200, 1000, 256 * MiB, 7, 2000, 20000, 3, 3.0, 0.5, 3, 2000, 64 * MiB, 5, 2.0)
+QUICK = Profile("quick", 200, 20, 200, 32 * MiB, 2, 200, 2000, 1, 1.0, 0.2, 1, 100, 8 * MiB, 1, 1.0)
 
 
 def seeded_payload(size: int, seed: int) -> bytes:
@@ -213,20 +233,49 @@ def _json_line(argv: list[str], result: subprocess.CompletedProcess[str]) -> dic
     return parsed
 
 
-def native_round_trips(client: str, address: Address, count: int, size: int) -> dict[str, Any]:
-    """``client --count N --size B --json``: one connection, N verified round trips, in C++."""
+def native_round_trips(
+    client: str, address: Address, count: int, size: int, options: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``client --count N --size B --json``: one connection, N verified round trips, in C++.
+
+    ``options``: more client options, e.g. ``tls_options(target)``."""
     argv = [client, "--host", address.host, "--port", str(address.port), "--count", str(count)]
-    argv += ["--size", str(size), "--json"]
+    argv += ["--size", str(size), "--json", *options]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=CLIENT_SLACK_S, check=False)
     if result.returncode != 0:
         raise ClientError(_explain(argv, result, f"the C++ client exited {result.returncode}"))
     return _json_line(argv, result)
 
 
-def native_stream(client: str, address: Address, size: int, chunk: int) -> dict[str, Any]:
+def native_stream(
+    client: str, address: Address, size: int, chunk: int, options: Sequence[str] = ()
+) -> dict[str, Any]:
     """``client --stream BYTES --chunk C``: one connection, every byte of the echo verified, in C++."""
     argv = [client, "--host", address.host, "--port", str(address.port), "--stream", str(size)]
-    argv += ["--chunk", str(chunk)]
+    argv += ["--chunk", str(chunk), *options]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=CLIENT_SLACK_S, check=False)
+    if result.returncode != 0:
+        raise ClientError(_explain(argv, result, f"the C++ client exited {result.returncode}"))
+    return _json_line(argv, result)
+
+
+def tls_options(target: Target) -> tuple[str, ...]:
+    """The C++ client's options to speak TLS to ``target`` and trust it as the suite does: the
+    suite's test CA or --tls-cafile, or no verification (--tls-insecure)."""
+    if target.address.tls is None:
+        raise ValueError(f"{target.name} does not speak TLS")
+    if target.address.tls.cafile is None:
+        return ("--tls", "--insecure")
+    return ("--tls", "--cafile", target.address.tls.cafile)
+
+
+def native_handshakes(
+    client: str, address: Address, count: int, size: int, options: Sequence[str]
+) -> dict[str, Any]:
+    """``client --handshakes N --tls``: N fresh connections one after another, each a TCP connect,
+    a full TLS handshake (no resumption), one checked echo of ``size`` bytes and close_notify."""
+    argv = [client, "--host", address.host, "--port", str(address.port), "--handshakes", str(count)]
+    argv += ["--size", str(size), *options]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=CLIENT_SLACK_S, check=False)
     if result.returncode != 0:
         raise ClientError(_explain(argv, result, f"the C++ client exited {result.returncode}"))
@@ -242,17 +291,27 @@ class LoadRun:
 
 
 def run_load(
-    client: str, address: Address, server_pid: int | None, *, connections: int, size: int, profile: Profile
+    client: str,
+    address: Address,
+    server_pid: int | None,
+    *,
+    connections: int,
+    size: int,
+    profile: Profile,
+    warmup_s: float | None = None,
+    options: Sequence[str] = (),
 ) -> LoadRun:
     """``client --load``: N connections, one message in flight on each, for a fixed time.
 
     The server's CPU time is sampled while the client runs; the window used is the last
     ``duration`` seconds before the client exits (its connects and warm-up come first).
+    ``warmup_s`` replaces the profile's warm-up; ``options``: more client options (TLS).
     """
+    warmup = profile.load_warmup_s if warmup_s is None else warmup_s
     argv = [client, "--host", address.host, "--port", str(address.port), "--load"]
     argv += ["--connections", str(connections), "--size", str(size)]
-    argv += ["--duration", str(profile.load_duration_s), "--warmup", str(profile.load_warmup_s)]
-    deadline = time.monotonic() + profile.load_duration_s + profile.load_warmup_s + CLIENT_SLACK_S
+    argv += ["--duration", str(profile.load_duration_s), "--warmup", str(warmup), *options]
+    deadline = time.monotonic() + profile.load_duration_s + warmup + CLIENT_SLACK_S
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         samples = list(_cpu_samples(process, server_pid, deadline))
         stdout, stderr = process.communicate(timeout=CLIENT_SLACK_S)

@@ -64,6 +64,7 @@ class ClientTLS:
     certificate (against the host it connects to: a name, 127.0.0.1 or ::1)."""
 
     context: ssl.SSLContext
+    cafile: str | None = None  # the CA it trusts, for other clients (None: no verification)
 
     @classmethod
     def trusting(cls, cafile: str | Path | None) -> ClientTLS:
@@ -73,9 +74,9 @@ class ClientTLS:
         if cafile is None:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-        else:
-            context.load_verify_locations(cafile=str(cafile))
-        return cls(context)
+            return cls(context)
+        context.load_verify_locations(cafile=str(cafile))
+        return cls(context, str(cafile))
 
     def server_hostname(self, host: str) -> str | None:
         """The name to check (and send as SNI, unless it is an IP address); None: no check."""
@@ -89,7 +90,7 @@ class ClientTLS:
         if self.context.verify_mode != ssl.CERT_NONE:
             context.load_verify_locations(cadata=_ca_certificates(self.context))
         context.minimum_version = context.maximum_version = version
-        return ClientTLS(context)
+        return ClientTLS(context, self.cafile)
 
 
 def _ca_certificates(context: ssl.SSLContext) -> str:
@@ -228,6 +229,11 @@ class TLSStream:
 
     def recv(self, size: int) -> bytes:
         return self._blocking(lambda: self._recv(size), selectors.EVENT_READ)
+
+    def recv_into(self, buffer: bytearray | memoryview, size: int = 0) -> int:
+        data = self.recv(size or len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
 
     def shutdown(self, how: int) -> None:
         """SHUT_WR: close_notify, then a TCP FIN once it is out (at once when blocking)."""
