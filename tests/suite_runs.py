@@ -68,6 +68,10 @@ def compile_c(source: Path) -> Path:
     return binary
 
 
+# A TLS server's arguments: the suite fills in its test certificate and key (--transport tls).
+TLS_ARGUMENTS = "{port} {cert} {key}"
+
+
 def server_command(source: Path, arguments: str = "{port}") -> str:
     """The --server-cmd for a server source (a Python script, or a C file compiled first)."""
     program = [sys.executable, str(source)] if source.suffix == ".py" else [str(compile_c(source))]

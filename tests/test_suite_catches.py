@@ -6,6 +6,7 @@ learn sockets; its first line names the bug and the scenario expected to catch i
     # MUTANT: echoes one recv() then closes | expect: FRAG-002
     # MUTANT: ... | expect: TIMING-002 | strict                  (a SHOULD: the run uses --strict)
     # MUTANT: ... | expect: LIFE-003 | capabilities: announces,graceful-exit
+    # MUTANT: ... | expect: TLS-008 | transport: tls             (run as PORT CERT KEY, over TLS)
     // MUTANT: ... | expect: ABORT-002 | gap: why no scenario catches it yet
     // MUTANT: ... | expect: ABORT-002 | flaky: why the catch is not reliable
 
@@ -16,9 +17,11 @@ time (a server that loses data makes every scenario wait out its timeout). The r
 with FAIL in that scenario's cell. The child uses the Hypothesis profile ``selftest`` (``ci``,
 derandomized, without shrinking: against a server that stalls, every shrink step waits out a
 timeout). Capabilities are declared with ``--server-capabilities``, so the LIFE scenarios run on
-the mutants that claim them. A mutant marked ``gap`` is a strict xfail: it documents a bug the
-suite misses, and the day a scenario catches it, the XPASS says to remove the mark. One marked
-``flaky`` is caught in some runs only: a lenient xfail, until its scenario is made reliable.
+the mutants that claim them. A ``transport: tls`` mutant is started with the suite's test
+certificate (``PORT CERT KEY``) and judged with ``--transport tls``. A mutant marked ``gap`` is a
+strict xfail: it documents a bug the suite misses, and the day a scenario catches it, the XPASS
+says to remove the mark. One marked ``flaky`` is caught in some runs only: a lenient xfail, until
+its scenario is made reliable.
 Every family must have at least two reliably caught mutants aimed at it.
 """
 
@@ -31,15 +34,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite_runs import MUTANTS, catalogue, run_suite, server_command
+from suite_runs import MUTANTS, TLS_ARGUMENTS, catalogue, run_suite, server_command
 
 from conformance.harness.report import FAIL
+from impls.table import TLS
 
 pytestmark = pytest.mark.selftest
 
 HEADER = re.compile(
     r"^(?:#|//) MUTANT: (?P<bug>.+?) \| expect: (?P<expect>[A-Z]+-\d{3})(?P<strict> \| strict)?"
-    r"(?: \| capabilities: (?P<capabilities>[a-z0-9,-]+))?(?: \| (?P<caveat>gap|flaky): (?P<why>.+))?\s*$"
+    r"(?: \| capabilities: (?P<capabilities>[a-z0-9,-]+))?(?: \| transport: (?P<transport>tls))?"
+    r"(?: \| (?P<caveat>gap|flaky): (?P<why>.+))?\s*$"
 )
 MIN_MUTANTS_PER_FAMILY = 2
 
@@ -51,6 +56,7 @@ class Mutant:
     expect: str
     strict: bool
     capabilities: str
+    transport: str  # "tcp", or "tls": the mutant takes PORT CERT KEY and is tested over TLS
     caveat: str  # "gap": no scenario catches it yet; "flaky": one catches it in some runs only
     why: str
 
@@ -65,7 +71,14 @@ class Mutant:
             options.append("--strict")
         if self.capabilities:
             options += ["--server-capabilities", self.capabilities]
+        if self.transport == TLS:
+            options += ["--transport", TLS]
         return options
+
+    @property
+    def arguments(self) -> str:
+        """What follows the program on its --server-cmd."""
+        return TLS_ARGUMENTS if self.transport == TLS else "{port}"
 
 
 def parse(source: Path) -> Mutant:
@@ -79,6 +92,7 @@ def parse(source: Path) -> Mutant:
         expect=match["expect"],
         strict=bool(match["strict"]),
         capabilities=match["capabilities"] or "",
+        transport=match["transport"] or "tcp",
         caveat=match["caveat"] or "",
         why=match["why"] or "",
     )
@@ -116,7 +130,7 @@ def test_every_family_has_mutants_aimed_at_it() -> None:
 @pytest.fixture
 def mutant_command(mutant: Mutant) -> str:
     """The mutant's --server-cmd; a C mutant that does not compile is an error, not a catch."""
-    return server_command(mutant.source)
+    return server_command(mutant.source, mutant.arguments)
 
 
 @pytest.mark.parametrize("mutant", [as_param(mutant) for mutant in ALL_MUTANTS])
