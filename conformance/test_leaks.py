@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from conformance.harness.duplex import connect, exchange
 from conformance.harness.pressure import push_until_stalled, reset
-from conformance.harness.resources import Usage, settle
+from conformance.harness.resources import assert_back_to_baseline, steady_baseline
 from conformance.harness.scenarios import scenario
 from conformance.harness.servers import Address, ServerProcess
 from conformance.harness.streams import assert_same_stream, seeded_payload
-from conformance.harness.targets import Target
+from conformance.harness.targets import Target, fresh_server
 
 CYCLES = 2000
 # One round of aborts: quick resets, alternating between a connection reset before the
@@ -32,26 +31,9 @@ CYCLES = 2000
 QUICK_RESETS_PER_ROUND = 60
 ROUNDS = 5
 LOOP_DEADLINE_S = 40.0
-SETTLE_S = 5.0  # time for the server to notice the last closes (threads end, children exit)
-STEADY_READINGS = 4  # a baseline is taken once this many polls in a row agree
 DEATH_WAIT_S = 1.0  # after a connection error: how long the server gets to show it exited
 
 Step = Callable[[Address, int], None]
-
-
-@contextmanager
-def fresh_server(target: Target) -> Iterator[tuple[ServerProcess, Address]]:
-    """A private instance of the target's server, stopped afterwards."""
-    target.require_launch()
-    server, address = target.spec.launch()
-    try:
-        yield server, address
-    finally:
-        server.stop()
-
-
-def counts(reading: Usage) -> tuple[int, int, int]:
-    return reading.open_fds, reading.threads, reading.processes
 
 
 def echo_once(address: Address, index: int) -> None:
@@ -84,18 +66,6 @@ ABORT_ROUND.append(close_unread_while_server_writes)
 ABORTED = len(ABORT_ROUND) * ROUNDS
 
 
-def steady_baseline(server: ServerProcess, address: Address) -> Usage:
-    """Counts after one warm-up exchange, once they stop changing (bounded by SETTLE_S)."""
-    echo_once(address, 0)
-    readings: list[tuple[int, int, int]] = []
-
-    def steady(reading: Usage) -> bool:
-        readings.append(counts(reading))
-        return len(readings) >= STEADY_READINGS and len(set(readings[-STEADY_READINGS:])) == 1
-
-    return settle(server.pid, steady, SETTLE_S)
-
-
 def run_bounded(server: ServerProcess, address: Address, steps: list[Step]) -> int:
     """Run the steps in order until done or LOOP_DEADLINE_S passes; return how many ran."""
     deadline = time.monotonic() + LOOP_DEADLINE_S
@@ -117,32 +87,21 @@ def run_bounded(server: ServerProcess, address: Address, steps: list[Step]) -> i
     return len(steps)
 
 
-def assert_back_to_baseline(server: ServerProcess, baseline: Usage, what: str) -> None:
-    def released(reading: Usage) -> bool:
-        return all(now <= then for now, then in zip(counts(reading), counts(baseline), strict=True))
-
-    after = settle(server.pid, released, SETTLE_S)
-    # Zero tolerance: a correct server holds, once idle, exactly what it held when idle before.
-    assert released(after), (
-        f"{SETTLE_S} s after {what}, the server holds {after.open_fds} fds, {after.threads} threads, "
-        f"{after.processes} processes; before: {baseline.open_fds} fds, {baseline.threads} threads, "
-        f"{baseline.processes} processes"
-    )
-
-
 @scenario("LEAK-001", f"{CYCLES} connect/echo/close cycles: fds, threads and processes back to baseline")
 def test_no_leak_after_many_connections(target: Target) -> None:
     """The server MUST release every descriptor, thread and child process of a finished connection."""
     with fresh_server(target) as (server, address):
-        baseline = steady_baseline(server, address)
+        echo_once(address, 0)  # warm-up: Python servers import and allocate on first use
+        baseline = steady_baseline(server.pid)
         ran = run_bounded(server, address, [echo_once] * CYCLES)
-        assert_back_to_baseline(server, baseline, f"{ran} connect/echo/close cycles")
+        assert_back_to_baseline(server.pid, baseline, f"{ran} connect/echo/close cycles")
 
 
 @scenario("LEAK-002", f"{ABORTED} aborted connections: fds, threads and processes back to baseline")
 def test_no_leak_after_aborts(target: Target) -> None:
     """The server MUST release a connection's resources on ECONNRESET and EPIPE paths too."""
     with fresh_server(target) as (server, address):
-        baseline = steady_baseline(server, address)
+        echo_once(address, 0)  # warm-up: Python servers import and allocate on first use
+        baseline = steady_baseline(server.pid)
         ran = run_bounded(server, address, ABORT_ROUND * ROUNDS)
-        assert_back_to_baseline(server, baseline, f"{ran} aborted connections")
+        assert_back_to_baseline(server.pid, baseline, f"{ran} aborted connections")

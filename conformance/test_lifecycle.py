@@ -36,7 +36,7 @@ from conformance.harness.servers import (
     ServerStartError,
 )
 from conformance.harness.streams import assert_same_stream
-from conformance.harness.targets import Target, TargetSpec
+from conformance.harness.targets import Target, TargetSpec, fresh_server
 from impls.table import ANNOUNCES, GRACEFUL_EXIT, IPV6
 
 IO_TIMEOUT_S = 5.0
@@ -46,24 +46,6 @@ MID_ECHO_PUSH = bytes(32 << 20)  # more than loopback buffers hold: the server e
 STALL_QUIET_S = 0.2
 TIME_WAIT_CONNECTIONS = 3
 PROBE = bytes(range(256)) * 16
-
-
-@contextmanager
-def fresh_server(
-    target: Target, *capabilities: str, host: str | None = None, port: int = 0
-) -> Iterator[tuple[ServerProcess, Address]]:
-    """A private instance of the target's server, stopped (or killed) afterwards.
-
-    Skips, with the reason, unless the suite can start the server and it has ``capabilities``.
-    """
-    target.require_launch()
-    for capability in capabilities:
-        target.require(capability)
-    server, address = target.spec.launch(host=host, port=port)
-    try:
-        yield server, address
-    finally:
-        server.stop()
 
 
 def launch_on_port(spec: TargetSpec, port: int) -> tuple[ServerProcess, Address]:

@@ -33,11 +33,11 @@ from hypothesis import strategies as st
 
 from conformance.harness.duplex import connect, exchange, read_to_eof
 from conformance.harness.pressure import push_until_stalled, reset
-from conformance.harness.resources import Usage, settle
+from conformance.harness.resources import assert_back_to_baseline, steady_baseline
 from conformance.harness.scenarios import NO_SHRINK, scenario
-from conformance.harness.servers import Address, ServerProcess
+from conformance.harness.servers import Address
 from conformance.harness.streams import assert_same_stream, seeded_payload
-from conformance.harness.targets import Target
+from conformance.harness.targets import Target, fresh_server
 from conformance.harness.tls import ClientTLS, TLSHandshakeError, TLSStream, connect_tls
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -49,8 +49,6 @@ EOF_TIMEOUT_S = 10.0
 PUSH_LIMIT = 32 * MiB  # as HALF-004: a server that queues without bound has this much queued
 STALLED_PER_KIND = 2
 ABRUPT_CLIENTS = 5
-SETTLE_S = 5.0
-STEADY_READINGS = 4
 LEGACY_VERSIONS = {0x0301: "TLSv1", 0x0302: "TLSv1.1"}
 
 PLAINTEXT = {
@@ -322,33 +320,6 @@ def test_server_sends_close_notify(target: Target) -> None:
     assert not outcome.truncated, f"the server closed TCP without sending close_notify ({how})"
 
 
-@contextlib.contextmanager
-def fresh_server(target: Target) -> Iterator[tuple[ServerProcess, Address]]:
-    """A private instance of the target's server (other tests' connections would disturb its counts)."""
-    target.require_launch()
-    server, address = target.spec.launch()
-    try:
-        yield server, address
-    finally:
-        server.stop()
-
-
-def counts(reading: Usage) -> tuple[int, int, int]:
-    return reading.open_fds, reading.threads, reading.processes
-
-
-def steady_baseline(server: ServerProcess, address: Address) -> Usage:
-    """The counts after one warm-up echo, once they stop changing (bounded by SETTLE_S)."""
-    assert_still_serves(address, "the server started")
-    readings: list[tuple[int, int, int]] = []
-
-    def steady(reading: Usage) -> bool:
-        readings.append(counts(reading))
-        return len(readings) >= STEADY_READINGS and len(set(readings[-STEADY_READINGS:])) == 1
-
-    return settle(server.pid, steady, SETTLE_S)
-
-
 def abandon_mid_echo(address: Address, how: str, index: int) -> None:
     """Send 256 KiB, read the first echoed bytes, then vanish without close_notify."""
     stream = connect(address, timeout=CLOSE_BOUND_S)
@@ -375,19 +346,12 @@ def test_abrupt_close(target: Target, how: str) -> None:
     connection (releasing its descriptor), not hang on it, and MUST keep serving others."""
     target.require_tls()
     with fresh_server(target) as (server, address):
-        baseline = steady_baseline(server, address)
+        assert_still_serves(address, "the server started")  # warm-up before the baseline
+        baseline = steady_baseline(server.pid)
         for index in range(ABRUPT_CLIENTS):
             abandon_mid_echo(address, how, index)
-
-        def released(reading: Usage) -> bool:
-            return all(now <= then for now, then in zip(counts(reading), counts(baseline), strict=True))
-
-        after = settle(server.pid, released, SETTLE_S)
-        assert released(after), (
-            f"{SETTLE_S} s after {ABRUPT_CLIENTS} clients vanished mid-echo ({how}, no close_notify), the "
-            f"server holds {after.open_fds} fds, {after.threads} threads, {after.processes} processes; "
-            f"before: {baseline.open_fds} fds, {baseline.threads} threads, {baseline.processes} processes"
-        )
+        what = f"{ABRUPT_CLIENTS} clients vanished mid-echo ({how}, no close_notify)"
+        assert_back_to_baseline(server.pid, baseline, what)
         assert_still_serves(address, f"{ABRUPT_CLIENTS} clients vanished mid-echo ({how})")
 
 

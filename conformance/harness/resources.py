@@ -55,3 +55,40 @@ def settle(pid: int, done: Callable[[Usage], bool], timeout: float) -> Usage:
         time.sleep(POLL_INTERVAL_S)
         current = usage(pid)
     return current
+
+
+SETTLE_S = 5.0  # time for a server to notice the last closes (threads end, children exit)
+STEADY_READINGS = 4  # a baseline is taken once this many polls in a row agree
+
+
+def counts(reading: Usage) -> tuple[int, int, int]:
+    """What a released connection gives back: descriptors, threads, processes."""
+    return reading.open_fds, reading.threads, reading.processes
+
+
+def steady_baseline(pid: int) -> Usage:
+    """The counts once they stop changing (STEADY_READINGS polls agree; bounded by SETTLE_S)."""
+    readings: list[tuple[int, int, int]] = []
+
+    def steady(reading: Usage) -> bool:
+        readings.append(counts(reading))
+        return len(readings) >= STEADY_READINGS and len(set(readings[-STEADY_READINGS:])) == 1
+
+    return settle(pid, steady, SETTLE_S)
+
+
+def assert_back_to_baseline(pid: int, baseline: Usage, what: str) -> None:
+    """Within SETTLE_S, the server holds no more descriptors, threads or processes than before.
+
+    Zero tolerance: a correct server holds, once idle, exactly what it held when idle before.
+    """
+
+    def released(reading: Usage) -> bool:
+        return all(now <= then for now, then in zip(counts(reading), counts(baseline), strict=True))
+
+    after = settle(pid, released, SETTLE_S)
+    assert released(after), (
+        f"{SETTLE_S} s after {what}, the server holds {after.open_fds} fds, {after.threads} threads, "
+        f"{after.processes} processes; before: {baseline.open_fds} fds, {baseline.threads} threads, "
+        f"{baseline.processes} processes"
+    )

@@ -174,6 +174,24 @@ class Target:
             pytest.skip("needs to start the server itself: only an address was given (--server-addr)")
 
 
+@contextlib.contextmanager
+def fresh_server(
+    target: Target, *capabilities: str, host: str | None = None, port: int = 0
+) -> Iterator[tuple[ServerProcess, Address]]:
+    """A private instance of the target's server, stopped (or killed) afterwards.
+
+    Skips, with the reason, unless the suite can start the server and it has ``capabilities``.
+    """
+    target.require_launch()
+    for capability in capabilities:
+        target.require(capability)
+    server, address = target.spec.launch(host=host, port=port)
+    try:
+        yield server, address
+    finally:
+        server.stop()
+
+
 def parse_capabilities(values: list[str]) -> frozenset[str]:
     """``--server-capabilities`` values (repeatable, comma lists) as a set; unknown names are errors."""
     declared = frozenset(name.strip() for value in values for name in value.split(",") if name.strip())
