@@ -196,6 +196,9 @@ def server_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | No
     # TLS 1.0 and 1.1 refused. PROTOCOL_TLS_SERVER asks for no client certificate.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # No TLS 1.2 renegotiation (TLS 1.3 has none), as in the C++ server: a client could
+    # otherwise make us redo the expensive half of a handshake as often as it likes.
+    context.options |= ssl.OP_NO_RENEGOTIATION
     try:
         # password: an encrypted key would otherwise make OpenSSL prompt on the terminal.
         context.load_cert_chain(cert, key, password=_no_passphrase)

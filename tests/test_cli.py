@@ -200,3 +200,21 @@ def test_original_one_line_build_has_no_warnings(source: str, tmp_path: Path) ->
     assert result.returncode == 0, f"{' '.join(argv)} failed:\n{result.stderr}"
     assert not result.stderr.strip(), f"{' '.join(argv)} warned:\n{result.stderr}"
     assert output.exists()
+
+
+SIGTERM_AT_ONCE_REPEATS = 5
+
+
+@pytest.mark.parametrize("row", IMPLEMENTATIONS, ids=lambda row: row.name)
+def test_sigterm_right_after_the_announce_exits_0(row: Implementation) -> None:
+    """Whoever reads the announce line may stop the server at once: its SIGTERM handling must
+    already be in place (the asyncio server once installed it after announcing, and died by
+    the signal in most of these runs)."""
+    prepare(row)
+    codes = []
+    for _ in range(SIGTERM_AT_ONCE_REPEATS):
+        process, _ = start_announcing(row.argv())
+        codes.append(process.stop()[0])
+    assert codes == [0] * SIGTERM_AT_ONCE_REPEATS, (
+        f"exit statuses after SIGTERM right after the announce: {codes}"
+    )
