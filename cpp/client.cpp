@@ -345,7 +345,7 @@ Options parse_args(int argc, char** argv) {
     for (const auto& [given, flag] : {std::pair{!o.cafile.empty(), "--cafile"},
                                       std::pair{o.insecure, "--insecure"},
                                       std::pair{o.handshakes > 0, "--handshakes"}}) {
-        if (given && !o.tls) throw Fatal(std::string(flag) + " requires --tls");
+        if (given && !o.tls) throw Fatal(std::string(flag) + " needs --tls");
     }
     if (o.insecure && !o.cafile.empty()) {
         throw Fatal("--cafile and --insecure contradict each other "

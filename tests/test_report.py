@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import shlex
 import subprocess
 import sys
@@ -281,3 +282,22 @@ def test_matrix_records_rows_targets_and_totals() -> None:
     assert "cpp" not in rows[0]["results"], "no cell for a scenario a target never ran"
     text = render_text(matrix)
     assert "  ECHO-002 [cpp] FAIL: echo mismatch at offset 7" in text
+
+
+SOCAT_TLS = "socat OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={certkey},verify=0 EXEC:cat"
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="needs socat (apt-get install socat)")
+def test_an_external_tls_server_gets_the_suites_certificate(tmp_path: Path) -> None:
+    selection = ("conformance/test_payloads.py", "conformance/test_tls.py", "-k", "ECHO-002 or TLS-001")
+    run = run_pytest(tmp_path, *selection, "--transport", "tls", "--server-cmd", SOCAT_TLS)
+    assert run.returncode == 0, run.output
+    assert run.report["targets"] == ["external-tls"]
+    assert run.verdict("ECHO-002", "external-tls")["verdict"] == PASS
+    assert run.verdict("TLS-001", "external-tls")["verdict"] == PASS
+
+
+def test_an_external_tls_server_needs_a_way_to_be_trusted(tmp_path: Path) -> None:
+    run = run_pytest(tmp_path, "conformance", "--transport", "tls", "--server-addr", "127.0.0.1:9", "--co")
+    assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.output
+    assert "--tls-cafile PEM or --tls-insecure" in run.output, run.output

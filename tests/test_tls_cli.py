@@ -1,4 +1,4 @@
-"""TLS on the command line (issue 6): the Python servers' --tls-cert/--tls-key and the client's --tls.
+"""TLS on the command line (issue 6): every server's --tls-cert/--tls-key and both clients' --tls.
 
 A server given a certificate and its key announces ``[server] listening on HOST:PORT (tls)``
 and echoes over TLS 1.2/1.3; the client prints the negotiated version and cipher and the
@@ -6,7 +6,7 @@ handshake time on lines of their own, before the usual three. Every mistake -- a
 file, a key that belongs to another certificate, one flag without the other, a client flag
 without ``--tls``, a certificate the client cannot verify -- is exit status 2 and one line on
 stderr, never a traceback and never a half-started server. Certificates come from trustme,
-written to a temporary directory. (The C++ server joins these tests once its TLS is done.)
+written to a temporary directory.
 """
 
 from __future__ import annotations
@@ -15,18 +15,19 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import trustme
 
+from conformance.harness.build import ensure_cpp_built
 from conformance.harness.servers import Address, start_announcing
-from impls.table import BY_NAME, ROOT, Implementation
+from impls.table import CPP_BUILD, IMPLEMENTATIONS, NEEDS_CPP_BUILD, ROOT, TLS, Implementation
 
 RUN_TIMEOUT_S = 20.0
-PYTHON_ROWS = tuple(BY_NAME[name] for name in ("threaded", "asyncio", "asyncio-uvloop"))
+TLS_ROWS = tuple(row for row in IMPLEMENTATIONS if row.has(TLS))
 TLS_LINE = re.compile(r"^\[client\] TLS     : TLSv1\.[23] [A-Z0-9_-]+$")
 HANDSHAKE_LINE = re.compile(r"^\[client\] handshake: \d+\.\d{3} ms$")
 RTT_LINE = re.compile(r"^\[client\] RTT     : \d+\.\d{3} ms$")
@@ -64,6 +65,8 @@ def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def tls_argv(row: Implementation, cert: Path | None, key: Path | None) -> list[str]:
+    if row.has(NEEDS_CPP_BUILD):
+        ensure_cpp_built()
     flags = [*(["--tls-cert", str(cert)] if cert else []), *(["--tls-key", str(key)] if key else [])]
     return [*row.argv(), *flags]
 
@@ -71,6 +74,15 @@ def tls_argv(row: Implementation, cert: Path | None, key: Path | None) -> list[s
 def python_client(address: Address, *options: str) -> list[str]:
     host, port = address.host, str(address.port)
     return [sys.executable, "-m", "impls.client", "--host", host, "--port", port, *options]
+
+
+def cpp_client(address: Address, *options: str) -> list[str]:
+    ensure_cpp_built()
+    return [str(CPP_BUILD / "client"), "--host", address.host, "--port", str(address.port), *options]
+
+
+CLIENTS = {"python": python_client, "cpp": cpp_client}
+Client = Callable[..., list[str]]
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], what: str) -> str:
@@ -88,9 +100,9 @@ class TlsServer:
     announced: str
 
 
-@pytest.fixture(scope="module", params=PYTHON_ROWS, ids=lambda row: row.name)
+@pytest.fixture(scope="module", params=TLS_ROWS, ids=lambda row: row.name)
 def tls_server(request: pytest.FixtureRequest, certificates: Certificates) -> Iterator[TlsServer]:
-    """Each Python row started over TLS on a free port, once for the module."""
+    """Each row started over TLS on a free port, once for the module."""
     process, address = start_announcing(tls_argv(request.param, certificates.cert, certificates.key))
     yield TlsServer(address, process.stdout_lines[0].decode())
     process.stop()
@@ -100,9 +112,14 @@ def test_server_announces_tls(tls_server: TlsServer) -> None:
     assert tls_server.announced == f"[server] listening on {tls_server.address} (tls)"
 
 
-def test_client_echoes_over_tls(tls_server: TlsServer, certificates: Certificates) -> None:
+@pytest.fixture(params=CLIENTS)
+def client(request: pytest.FixtureRequest) -> Client:
+    return CLIENTS[request.param]
+
+
+def test_client_echoes_over_tls(tls_server: TlsServer, certificates: Certificates, client: Client) -> None:
     message = "Hello Annapurna!"
-    argv = python_client(tls_server.address, "--tls", "--cafile", str(certificates.ca), "--message", message)
+    argv = client(tls_server.address, "--tls", "--cafile", str(certificates.ca), "--message", message)
     result = run(argv)
     assert result.returncode == 0, f"exit status {result.returncode}\n  stderr: {result.stderr}"
     lines = result.stdout.splitlines()
@@ -128,19 +145,19 @@ def test_client_benchmark_json_reports_tls(tls_server: TlsServer, certificates: 
 
 
 def test_client_refuses_a_certificate_it_cannot_verify(
-    tls_server: TlsServer, certificates: Certificates
+    tls_server: TlsServer, certificates: Certificates, client: Client
 ) -> None:
-    argv = python_client(tls_server.address, "--tls", "--cafile", str(certificates.other_ca))
+    argv = client(tls_server.address, "--tls", "--cafile", str(certificates.other_ca))
     line = assert_one_line_error(run(argv), "a CA that did not sign the server's certificate")
     assert line.startswith(f"[client] error: TLS handshake with {tls_server.address} failed: "), line
     assert "verif" in line, f"the error does not say that verification failed: {line!r}"
 
 
 @pytest.mark.parametrize("flag", ["--cafile", "--insecure"])
-def test_client_tls_option_needs_tls(flag: str, certificates: Certificates) -> None:
+def test_client_tls_option_needs_tls(flag: str, certificates: Certificates, client: Client) -> None:
     options = [flag, str(certificates.ca)] if flag == "--cafile" else [flag]
     # Refused before connecting: nothing needs to listen there.
-    line = assert_one_line_error(run(python_client(Address("127.0.0.1", 9), *options)), f"{flag} alone")
+    line = assert_one_line_error(run(client(Address("127.0.0.1", 9), *options)), f"{flag} alone")
     assert f"{flag} needs --tls" in line, line
 
 
@@ -169,7 +186,7 @@ def mistake_argv(
     ), "[server] error: --tls-key needs --tls-cert (both files, or neither for plain TCP)"
 
 
-@pytest.mark.parametrize("row", PYTHON_ROWS, ids=lambda row: row.name)
+@pytest.mark.parametrize("row", TLS_ROWS, ids=lambda row: row.name)
 @pytest.mark.parametrize("mistake", MISTAKES)
 def test_server_tls_mistake_is_one_line(
     row: Implementation, mistake: str, certificates: Certificates, tmp_path: Path
