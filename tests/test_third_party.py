@@ -39,7 +39,7 @@ def skip_unless_runnable(server: ThirdPartyServer) -> None:
 @pytest.mark.parametrize("server", SERVERS, ids=lambda server: server.name)
 def test_verdicts_match_the_table(server: ThirdPartyServer, tmp_path: Path) -> None:
     skip_unless_runnable(server)
-    run = run_suite(server.command, tmp_path, profile="selftest", timeout=CHILD_TIMEOUT_S)
+    run = run_suite(server.command, tmp_path, *server.options, profile="selftest", timeout=CHILD_TIMEOUT_S)
     verdicts = run.verdicts()
     assert verdicts, f"{server.name}: the child run produced no matrix\n{run.explain()}"
     wrong = {

@@ -8,6 +8,8 @@ still holds when it stops, so a leak at exit is a real one). The workout goes do
 that owns memory: many connections at once on two loops, a large echo that queues output, a
 client that stops reading until the server throttles it, a client that resets while its echo
 is pending, and connections still open -- one with queued output -- when SIGTERM arrives.
+It runs twice: over TCP, and over TLS (OpenSSL's objects per connection, the handshake, the
+buffered records, close_notify), with a trustme certificate in a temporary directory.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from conformance.harness.duplex import connect, exchange
 from conformance.harness.pressure import exchange_crowd, push_until_stalled, read_back, reset
 from conformance.harness.servers import Address, ServerProcess, start_announcing
 from conformance.harness.streams import assert_same_stream, seeded_payload
+from conformance.harness.targets import cpp_without_tls
+from conformance.harness.tls import TestCertificates
 
 VALGRIND = shutil.which("valgrind")
 MEMCHECK = (
@@ -46,8 +50,8 @@ UNREAD = 48 << 20
 pytestmark = pytest.mark.skipif(VALGRIND is None, reason="valgrind is not on PATH (apt-get install valgrind)")
 
 
-@pytest.fixture
-def memcheck() -> Iterator[tuple[ServerProcess, Address]]:
+@pytest.fixture(params=["tcp", "tls"])
+def memcheck(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, Address]]:
     """The release server with two event loops, under memcheck; the test stops it."""
     assert VALGRIND is not None
     try:
@@ -55,8 +59,17 @@ def memcheck() -> Iterator[tuple[ServerProcess, Address]]:
     except BuildError as exc:
         pytest.fail(str(exc), pytrace=False)
     argv = [VALGRIND, *MEMCHECK, str(build / "server"), "--port", "0", "--threads", "2"]
+    if request.param == "tls" and (reason := cpp_without_tls(build / "server")):
+        pytest.skip(reason)
+    certificates = TestCertificates()
+    if request.param == "tls":
+        argv += ["--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key)]
     server, address = start_announcing(argv, STARTUP_TIMEOUT_S)
-    yield server, address
+    tls = certificates.client() if request.param == "tls" else None
+    try:
+        yield server, Address(address.host, address.port, tls)
+    finally:
+        certificates.cleanup()
     if server.process.poll() is None:  # the test failed before it stopped the server
         server.kill()
 

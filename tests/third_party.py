@@ -38,6 +38,7 @@ class ThirdPartyServer:
     expected: dict[str, Expected] = field(default_factory=dict)
     # A command that must succeed for the server to run here, and why (inetd: a mount namespace).
     precondition: tuple[tuple[str, ...], str] | None = None
+    options: tuple[str, ...] = ()  # for the child run, e.g. --transport tls
 
     def allowed(self, scenario_id: str) -> frozenset[str]:
         if scenario_id in self.expected:
@@ -211,5 +212,34 @@ SERVERS: tuple[ThirdPartyServer, ...] = (
             "inetd's internal echo is moved off port 7 in a private mount namespace: needs root "
             "(CAP_SYS_ADMIN)",
         ),
+    ),
+    ThirdPartyServer(
+        name="socat-tls",
+        # TLS in front of cat (not PIPE: the pipe self-deadlock above would only add races), with
+        # the suite's test certificate ({certkey}: certificate and key in one file).
+        command="socat OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={certkey},verify=0 EXEC:cat",
+        programs=("socat",),
+        options=("--transport", "tls"),
+        expected={
+            "TIMING-002": expect(
+                NON_STRICT,
+                why="as over TCP: socat sets no TCP_NODELAY, and a 16 KiB echo leaves as more than one "
+                "TLS record (cat writes what it read, 8 KiB at most), so Nagle holds the last one",
+                evidence="socat_timing_002.py",
+            ),
+            "TIMING-003": expect(
+                PASS,
+                NON_STRICT,
+                why="either: without TCP_NODELAY a message written as 10 + 54 bytes can be echoed as two "
+                "records, the second held by Nagle until the delayed ACK; a race on loopback",
+                evidence="socat_timing_003.py",
+            ),
+            "TLS-007": expect(
+                NON_STRICT,
+                why="no handshake deadline: each connection's forked child waits in SSL_accept() for as "
+                "long as the client stays silent",
+                evidence="socat_tls_007.py",
+            ),
+        },
     ),
 )

@@ -227,8 +227,18 @@ class TLSStream:
         if self._timeout != 0.0:
             self._blocking(self._drain, selectors.EVENT_WRITE)
 
-    def recv(self, size: int) -> bytes:
-        return self._blocking(lambda: self._recv(size), selectors.EVENT_READ)
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        """Like socket.recv; of the flags, only MSG_WAITALL (wait for ``size`` bytes or EOF)."""
+        if flags & ~socket.MSG_WAITALL:
+            raise ValueError(f"TLSStream.recv supports only MSG_WAITALL, not flags {flags:#x}")
+        data = self._blocking(lambda: self._recv(size), selectors.EVENT_READ)
+        while flags and data and len(data) < size:
+            wanted = size - len(data)
+            more = self._blocking(lambda: self._recv(wanted), selectors.EVENT_READ)  # noqa: B023 - called at once
+            if not more:
+                break
+            data += more
+        return data
 
     def recv_into(self, buffer: bytearray | memoryview, size: int = 0) -> int:
         data = self.recv(size or len(buffer))
