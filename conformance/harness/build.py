@@ -2,7 +2,8 @@
 
 pytest-xdist workers all reach for ``cpp/build/server`` at the same moment; the lock makes
 one of them build while the others wait, and the staleness check makes the rest no-ops.
-Each variant (release, ASan+UBSan, TSan) has a build directory, a lock and a check of its own.
+Each variant (release, ASan+UBSan, TSan, release without OpenSSL) has a build directory, a
+lock and a check of its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from filelock import FileLock
 from impls.table import CPP_ASAN_BUILD, CPP_BUILD, CPP_TSAN_BUILD, ROOT
 
 CPP_SOURCE_DIR = ROOT / "cpp"
+CPP_NO_TLS_BUILD = ROOT / "cpp" / "build-notls"  # without OpenSSL: what a machine without libssl-dev gets
 BINARIES = ("server", "client")
 BUILD_TIMEOUT_S = 600
 
@@ -24,6 +26,7 @@ VARIANTS: dict[Path, tuple[str, ...]] = {
     CPP_BUILD: ("-DCMAKE_BUILD_TYPE=Release",),
     CPP_ASAN_BUILD: ("-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DECHO_SANITIZE=address,undefined"),
     CPP_TSAN_BUILD: ("-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DECHO_SANITIZE=thread"),
+    CPP_NO_TLS_BUILD: ("-DCMAKE_BUILD_TYPE=Release", "-DECHO_TLS=OFF"),
 }
 
 
