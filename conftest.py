@@ -17,7 +17,7 @@ end with SIGTERM; a built-in server that does not then exit 0 is reported as an 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import replace
 
 import pytest
@@ -230,11 +230,29 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         yield running
 
 
+# Whether a test's call phase failed: a failure may be the server dying, and the death may
+# still be under way (a process printing its stack trace) when the test ends.
+CALL_FAILED = pytest.StashKey[bool]()
+DYING_GRACE_S = 0.5
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _server_survives(request: pytest.FixtureRequest) -> Iterator[None]:
     """A test during which the server process dies fails, naming how it died (a signal such
     as SIGPIPE, or an exit code) with its stderr; the next test gets a fresh server, so one
-    crash does not turn every later scenario into a 'connection refused'."""
+    crash does not turn every later scenario into a 'connection refused'. After a failed test
+    the server gets DYING_GRACE_S to finish dying, so that a death this test caused is charged
+    to it, not to the next one."""
     if "target" not in request.fixturenames:
         yield
         return
@@ -242,5 +260,6 @@ def _server_survives(request: pytest.FixtureRequest) -> Iterator[None]:
     if running.server is not None and running.server.process.poll() is not None:
         running.restart()
     yield
-    if death := running.death():
+    grace = DYING_GRACE_S if request.node.stash.get(CALL_FAILED, False) else 0.0
+    if death := running.death(grace):
         pytest.fail(death, pytrace=False)

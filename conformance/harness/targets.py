@@ -140,9 +140,14 @@ class Target:
             pytest.skip("needs the server's process: the suite did not start it (--server-addr)")
         return self.server.pid
 
-    def death(self) -> str | None:
-        """If the server the suite started has exited, say how; None while it runs."""
-        if self.server is None or (code := self.server.process.poll()) is None:
+    def death(self, grace: float = 0.0) -> str | None:
+        """If the server the suite started has exited (waiting up to ``grace`` seconds for it
+        to), say how; None while it runs."""
+        if self.server is None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.server.process.wait(timeout=grace)
+        if (code := self.server.process.poll()) is None:
             return None
         self.server.stop()  # collects its stderr and closes our ends of its pipes
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
