@@ -13,6 +13,7 @@ servers in the same run, not with figures from native clients.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,21 @@ def load(
     if connections > (limit := CONNECTION_LIMITS.get(server.name, connections)):
         pytest.skip(f"{server.name} is only expected to hold {limit} connections (CONNECTION_LIMITS)")
     prepare(benchmark, server, f"load-{connections}", placement, profile, connections=connections)
+    measure_load(benchmark, server, client, profile, connections)
+
+
+def measure_load(
+    benchmark: Benchmark,
+    server: Target,
+    client: Path,
+    profile: Profile,
+    connections: int,
+    *,
+    warmup_s: float | None = None,
+    options: Sequence[str] = (),
+) -> tuple[LoadRun, list[LoadRun]]:
+    """The load rounds (``options``: TLS; ``warmup_s``: instead of the profile's), each checked;
+    records the median round by rate; returns it and all the rounds, in order."""
     server_pid = server.server.pid if server.server is not None else None
     runs: list[LoadRun] = []
 
@@ -52,6 +68,8 @@ def load(
                 connections=connections,
                 size=MESSAGE_SIZE,
                 profile=profile,
+                warmup_s=warmup_s,
+                options=options,
             )
         )
 
@@ -71,6 +89,7 @@ def load(
         server_cpu_us_per_rt=typical.server_cpu_us_per_rt,
         **{f"{key}_ms": value for key, value in result["latency_ms"].items()},
     )
+    return typical, runs
 
 
 def connection_rate(benchmark: Benchmark, server: Target, placement: Placement, profile: Profile) -> None:

@@ -9,7 +9,9 @@ floor of this machine, which no echo server can beat.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,20 +52,21 @@ def original(benchmark: Benchmark, server: Target, placement: Placement, profile
 
 
 def native(
-    benchmark: Benchmark, server: Target, client: Path, placement: Placement, profile: Profile
-) -> None:
-    prepare(benchmark, server, "rtt-64B-native", placement, profile, size=NATIVE_SIZE)
-    result = benchmark.pedantic(
+    benchmark: Benchmark, server: Target, client: Path, count: int, options: Sequence[str] = ()
+) -> dict[str, Any]:
+    """64 B round trips timed by the C++ client (``options``: TLS); records them, returns its JSON."""
+    result: dict[str, Any] = benchmark.pedantic(
         native_round_trips,
-        args=(str(client), server.address, profile.native_count, NATIVE_SIZE),
+        args=(str(client), server.address, count, NATIVE_SIZE, options),
         rounds=1,
         iterations=1,
     )
-    assert result["count"] == profile.native_count, f"the C++ client reported {result}"
+    assert result["count"] == count, f"the C++ client reported {result}"
     benchmark.extra_info.update(
         avg_ms=result["total_s"] / result["count"] * 1e3,
         **{f"{key}_ms": value for key, value in result["rtt_ms"].items()},
     )
+    return result
 
 
 @pytest.mark.parametrize("label", SIZES)
@@ -83,7 +86,8 @@ def test_rtt_native(
     benchmark: Benchmark, server: Target, cpp_client: Path, placement: Placement, profile: Profile
 ) -> None:
     """64 B round trips timed by the C++ client, comparable with sockperf's floor."""
-    native(benchmark, server, cpp_client, placement, profile)
+    prepare(benchmark, server, "rtt-64B-native", placement, profile, size=NATIVE_SIZE)
+    native(benchmark, server, cpp_client, profile.native_count)
 
 
 def test_rtt_sockperf(

@@ -19,33 +19,27 @@ Ratios to socat-tls are computed by benchmarks.report; there are no targets for 
 
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks.record import Benchmark, prepare
-from benchmarks.test_latency import ping_pong
+from benchmarks.test_concurrency import measure_load
+from benchmarks.test_latency import NATIVE_SIZE, native, ping_pong
+from benchmarks.test_throughput import WRITE_SIZE, measure_bulk
 from benchmarks.workloads import (
     KiB,
-    LoadRun,
     Placement,
     Profile,
     native_handshakes,
-    native_round_trips,
-    native_stream,
-    run_load,
     tls_options,
 )
 from conformance.harness.targets import Target
 
 HANDSHAKE_SIZE = 64
 RTT_SIZES = {"64B": 64, "16KiB": 16 * KiB}
-NATIVE_SIZE = 64
-WRITE_SIZE = 64 * KiB
 LOAD_CONNECTIONS = 100
-LOAD_SIZE = 64
 TLS_1_3 = "TLSv1.3"
 
 
@@ -91,20 +85,8 @@ def test_tls_rtt_native(
 ) -> None:
     """64 B round trips over TLS timed by the C++ client (its handshake not included)."""
     prepare(benchmark, tls_server, "tls-rtt-64B-native", placement, profile, size=NATIVE_SIZE)
-    count = profile.native_count
-    result = benchmark.pedantic(
-        native_round_trips,
-        args=(str(cpp_client), tls_server.address, count, NATIVE_SIZE, tls_options(tls_server)),
-        rounds=1,
-        iterations=1,
-    )
-    assert result["count"] == count, f"the C++ client reported {result}"
-    benchmark.extra_info.update(
-        avg_ms=result["total_s"] / result["count"] * 1e3,
-        client_handshake_ms=result["handshake_ms"],
-        **negotiated(result),
-        **{f"{key}_ms": value for key, value in result["rtt_ms"].items()},
-    )
+    result = native(benchmark, tls_server, cpp_client, profile.native_count, tls_options(tls_server))
+    benchmark.extra_info.update(client_handshake_ms=result["handshake_ms"], **negotiated(result))
 
 
 def test_tls_bulk(
@@ -114,21 +96,10 @@ def test_tls_bulk(
     size = profile.tls_bulk_bytes
     prepare(benchmark, tls_server, "tls-bulk-stream", placement, profile, size=size, write_size=WRITE_SIZE)
     options = tls_options(tls_server)
-    streams: list[dict[str, Any]] = []
-
-    def stream_once() -> None:
-        streams.append(native_stream(str(cpp_client), tls_server.address, size, WRITE_SIZE, options))
-
-    # Unrecorded warm-up, as in test_throughput.py: the first stream is often the slowest.
-    native_stream(str(cpp_client), tls_server.address, size, WRITE_SIZE, options)
-    benchmark.pedantic(stream_once, rounds=profile.tls_bulk_rounds, iterations=1)
-    assert all(stream["bytes"] == size for stream in streams), f"the C++ client reported {streams}"
-    benchmark.extra_info.update(
-        client="cpp",
-        mb_per_s=statistics.median(stream["mb_per_s"] for stream in streams),
-        mb_per_s_rounds=[stream["mb_per_s"] for stream in streams],
-        **negotiated(streams[0]),
+    streams = measure_bulk(
+        benchmark, tls_server, cpp_client, size, rounds=profile.tls_bulk_rounds, options=options
     )
+    benchmark.extra_info.update(negotiated(streams[0]))
 
 
 def test_tls_load(
@@ -137,42 +108,23 @@ def test_tls_load(
     """100 TLS connections ping-ponging 64 B for a fixed time (C++ load client), handshakes first."""
     group = f"tls-load-{LOAD_CONNECTIONS}"
     prepare(benchmark, tls_server, group, placement, profile, connections=LOAD_CONNECTIONS)
-    server_pid = tls_server.server.pid if tls_server.server is not None else None
-    options = tls_options(tls_server)
-    runs: list[LoadRun] = []
-
-    def load_once() -> None:
-        runs.append(
-            run_load(
-                str(cpp_client),
-                tls_server.address,
-                server_pid,
-                connections=LOAD_CONNECTIONS,
-                size=LOAD_SIZE,
-                profile=profile,
-                warmup_s=profile.tls_load_warmup_s,
-                options=options,
-            )
-        )
-
-    benchmark.pedantic(load_once, rounds=profile.load_rounds, iterations=1)
+    typical, runs = measure_load(
+        benchmark,
+        tls_server,
+        cpp_client,
+        profile,
+        LOAD_CONNECTIONS,
+        warmup_s=profile.tls_load_warmup_s,
+        options=tls_options(tls_server),
+    )
     for run in runs:
-        result = run.result
-        assert result["errors"]["mismatch"] == 0, f"echo mismatches under load: {result}"
-        assert result["handshakes"] == LOAD_CONNECTIONS, f"not every TLS handshake completed: {result}"
-        assert result["round_trips"] > 0, f"no round trip on {LOAD_CONNECTIONS} TLS connections: {result}"
-    # The median round by rate, kept whole, as in test_concurrency.py.
-    typical = sorted(runs, key=lambda run: float(run.result["rate_per_s"]))[len(runs) // 2]
+        assert run.result["handshakes"] == LOAD_CONNECTIONS, (
+            f"not every TLS handshake completed: {run.result}"
+        )
     result = typical.result
     benchmark.extra_info.update(
-        rate_per_s=result["rate_per_s"],
-        rate_per_s_rounds=[run.result["rate_per_s"] for run in runs],
-        round_trips=result["round_trips"],
-        errors=result["errors"],
-        server_cpu_us_per_rt=typical.server_cpu_us_per_rt,
         # False: some handshakes ran into the measured window, which lowers the rate (the report says so).
         handshakes_in_warmup=result["handshake_ms"]["max"] < profile.tls_load_warmup_s * 1e3,
         **negotiated(result),
-        **{f"{key}_ms": value for key, value in result["latency_ms"].items()},
         **{f"handshake_{key}_ms": value for key, value in result["handshake_ms"].items()},
     )
