@@ -146,7 +146,11 @@ def _target_specs(config: pytest.Config, certificates: TestCertificates) -> list
     transports: list[str] = list(dict.fromkeys(config.getoption("transport"))) or (
         [TCP] if external else list(TRANSPORTS)
     )
-    trust = _external_trust(config, command) if external and TLS in transports else certificates.client()
+    trust = (
+        _external_trust(config, command, certificates)
+        if external and TLS in transports
+        else certificates.client()
+    )
     base = TargetSpec(
         EXTERNAL, host=host, startup_timeout=timeout, certificates=certificates, client_tls=trust
     )
@@ -179,7 +183,7 @@ def _named(name: str, transport: str) -> str:
     return name if transport == TCP else f"{name}-{transport}"
 
 
-def _external_trust(config: pytest.Config, command: str | None) -> ClientTLS:
+def _external_trust(config: pytest.Config, command: str | None, certificates: TestCertificates) -> ClientTLS:
     """How to trust an external TLS server: --tls-cafile, --tls-insecure, or the suite's CA
     when the command is given the suite's certificate."""
     cafile: str | None = config.getoption("tls_cafile")
@@ -188,7 +192,7 @@ def _external_trust(config: pytest.Config, command: str | None) -> ClientTLS:
     if cafile:
         return ClientTLS.trusting(cafile)
     if command and any(f"{{{name}}}" in command for name in ("cert", "certkey")):
-        return config.stash[CERTIFICATES].client()
+        return certificates.client()
     raise pytest.UsageError(
         "--transport tls for an external server: use {cert} and {key} (or {certkey}) in --server-cmd, "
         "or give --tls-cafile PEM or --tls-insecure"
