@@ -97,6 +97,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import ssl
 from collections.abc import Callable
 from typing import cast
@@ -128,8 +129,15 @@ class EchoProtocol(asyncio.BufferedProtocol):
         self._transport = cast(asyncio.Transport, transport)
         self._transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH, low=WRITE_BUFFER_LOW)
         self._open_transports.add(self._transport)
-        # No TCP_NODELAY here: asyncio sets it on every TCP transport itself (since Python
-        # 3.6), and so does uvloop. The threaded server explains why it matters.
+        # TCP_NODELAY, set by us. A trap: asyncio sets it itself only on sockets whose
+        # proto is IPPROTO_TCP, and socket.create_server() (cli.open_listener) makes
+        # sockets with proto 0, so the connections accepted from it kept Nagle on -- an
+        # echo read in two pieces then waited ~40 ms for the client's delayed ACK (TIMING-003).
+        # uvloop sets it on every TCP transport; setting it again costs nothing. The
+        # threaded server explains why it matters.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # None only once the client is already gone
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._peer = peer_label(transport)
         log.info("%s: connected", self._peer)
 
