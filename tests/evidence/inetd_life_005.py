@@ -18,7 +18,8 @@ import signal
 import sys
 import time
 
-from inetd_life import TIMEOUT_S, connect_when_ready, free_port, group_members, inetd
+from _evidence import TIMEOUT_S, connect_when_ready, free_port, verdict
+from _inetd_life import group_members, inetd
 
 FIN_WAIT_S = 2.0
 
@@ -66,8 +67,7 @@ def main() -> int:
     control = client_close_ends_child()
     print(f"control: the echo child exits when its client closes: {control}")
     reproduced = not closed and bool(survivors) and control
-    print("reproduced: inetd's echo child survives SIGTERM" if reproduced else "not reproduced")
-    return 0 if reproduced else 1
+    return verdict(reproduced, "inetd's echo child survives SIGTERM")
 
 
 if __name__ == "__main__":

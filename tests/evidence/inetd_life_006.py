@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 
-from inetd_life import TIMEOUT_S, connect_when_ready, free_port, inetd
+from _evidence import TIMEOUT_S, connect_when_ready, free_port, verdict
+from _inetd_life import inetd
 
 STILL_RUNNING_AFTER_S = 3.0
 
@@ -49,8 +50,7 @@ def main() -> int:
     control = echoes_on_free_port()
     print(f"control: on a free port it echoes: {control}")
     reproduced = running and not error_named and control
-    print("reproduced: inetd waits on a busy port instead of failing" if reproduced else "not reproduced")
-    return 0 if reproduced else 1
+    return verdict(reproduced, "inetd waits on a busy port instead of failing")
 
 
 if __name__ == "__main__":

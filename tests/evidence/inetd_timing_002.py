@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from timing_nagle import Case, reproduce
+from _timing_nagle import Case, reproduce
 
 ECHO = f"sh {Path(__file__).resolve().parent.parent / 'inetd' / 'run_inetd.sh'} {{port}}"
 

@@ -16,7 +16,7 @@ import socket
 import sys
 from contextlib import ExitStack
 
-from flow_deadlock import TIMEOUT_S, running
+from _evidence import TIMEOUT_S, running, verdict
 
 DEFECT = "ncat -l -k 127.0.0.1 {port} --exec /bin/cat"
 CONTROL = "ncat -l -k --max-conns 1000 127.0.0.1 {port} --exec /bin/cat"
@@ -50,15 +50,13 @@ def main() -> int:
     defect = first_unserved(DEFECT)
     control = first_unserved(CONTROL)
     for command, unserved in ((DEFECT, defect), (CONTROL, control)):
-        verdict = (
+        outcome = (
             f"client {unserved} was closed (EOF or reset) without an echo"
             if unserved
             else f"all {CLIENTS} served"
         )
-        print(f"{command}:\n  {verdict}")
-    reproduced = defect == 101 and control is None
-    print("reproduced: the 101st simultaneous client is turned away" if reproduced else "not reproduced")
-    return 0 if reproduced else 1
+        print(f"{command}:\n  {outcome}")
+    return verdict(defect == 101 and control is None, "the 101st simultaneous client is turned away")
 
 
 if __name__ == "__main__":

@@ -12,31 +12,12 @@ only the half-close loses them.
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
-import time
 
+from _evidence import TIMEOUT_S, running, verdict
+
+NCAT = "ncat -l -k 127.0.0.1 {port} --exec /bin/cat"
 SIZES = (1, 1000, 100_000)
-TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_accepting(port: int) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1.0).close()
-        except OSError:
-            time.sleep(0.02)  # a readiness probe: ends at the first accepted connection
-        else:
-            return
-    raise SystemExit(f"ncat did not accept on port {port} within {TIMEOUT_S} s")
 
 
 def read_until(sock: socket.socket, size: int | None) -> bytes:
@@ -66,22 +47,15 @@ def read_then_half_close(port: int, payload: bytes) -> int:
 
 
 def main() -> int:
-    port = free_port()
-    server = subprocess.Popen(["ncat", "-l", "-k", "127.0.0.1", str(port), "--exec", "/bin/cat"])
     lost = False
-    try:
-        wait_until_accepting(port)
+    with running(NCAT) as (_, port):
         for size in SIZES:
             payload = bytes(index % 251 for index in range(size))
             defect = half_close_then_read(port, payload)
             control = read_then_half_close(port, payload)
             print(f"{size:>7} bytes: half-close at once -> {defect:>7} echoed; read first -> {control:>7}")
             lost |= defect < size and control == size
-    finally:
-        server.terminate()
-        server.wait(timeout=TIMEOUT_S)
-    print("reproduced: the half-close lost echo" if lost else "not reproduced")
-    return 0 if lost else 1
+    return verdict(lost, "the half-close lost echo")
 
 
 if __name__ == "__main__":

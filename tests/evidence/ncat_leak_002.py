@@ -14,28 +14,30 @@ from __future__ import annotations
 
 import sys
 
-from flow_deadlock import stalled_clients
+from _flow_deadlock import leaves_processes
 
 DEFECT = "ncat -l -k 127.0.0.1 {port} --exec /bin/cat"
 CONTROL = "socat -b4096 TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
 CLIENTS = 5
 EXIT_WAIT_S = 5.0
+# A race. Measured (2 vCPU VM): 28 of 30 rounds of CLIENTS clients left processes behind (one more
+# round failed in the measuring script itself, fixed since). At the low end of the 95 % interval,
+# p = 0.79 per round, 5 rounds all escape with probability 0.21^5 = 4e-4 < 1/1000 (one round,
+# as before, missed about 1 run in 15). A round takes about 12 s.
+ATTEMPTS = 5
+BUDGET_S = 90.0
 
 
 def main() -> int:
-    defect_echoed, defect_left = stalled_clients(DEFECT, CLIENTS, EXIT_WAIT_S)
-    control_echoed, control_left = stalled_clients(CONTROL, CLIENTS, EXIT_WAIT_S)
-    for command, echoed, left in (
-        (DEFECT, defect_echoed, defect_left),
-        (CONTROL, control_echoed, control_left),
-    ):
-        print(f"{command}:\n  {echoed} of {CLIENTS} clients got their echo back after reading again")
-        print(f"  {len(left)} processes left {EXIT_WAIT_S} s after every client closed")
-        for stuck in left:
-            print(f"    {stuck}")
-    reproduced = bool(defect_left) and not control_left and control_echoed == CLIENTS
-    print("reproduced: stalled clients' ncat and cat never exit" if reproduced else "not reproduced")
-    return 0 if reproduced else 1
+    return leaves_processes(
+        DEFECT,
+        CONTROL,
+        clients=CLIENTS,
+        exit_wait_s=EXIT_WAIT_S,
+        limit=ATTEMPTS,
+        budget_s=BUDGET_S,
+        what="stalled clients' ncat and cat never exit",
+    )
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from timing_nagle import Case, reproduce
+from _timing_nagle import Case, reproduce
 
 ECHO = "ncat -l -k 127.0.0.1 {port} --exec /bin/cat"
 

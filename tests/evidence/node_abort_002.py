@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 
-from flow_deadlock import TIMEOUT_S, MiB, free_port, payload, push_until_stalled, wait_until_accepting
+from _evidence import TIMEOUT_S, MiB, free_port, verdict, wait_until_accepting
+from _flow_deadlock import payload, push_until_stalled
 
 ONE_LINER = "require('net').createServer(s => s.pipe(s)).listen(PORT, '127.0.0.1')"
 WITH_HANDLER = (
@@ -52,9 +53,7 @@ def main() -> int:
     control_alive, control_report = survives_an_unread_close(WITH_HANDLER)
     print(f"s => s.pipe(s): {defect_report}")
     print(f"with an 'error' listener: {control_report}")
-    reproduced = not defect_alive and control_alive
-    print("reproduced: one client's unread close killed the server" if reproduced else "not reproduced")
-    return 0 if reproduced else 1
+    return verdict(not defect_alive and control_alive, "one client's unread close killed the server")
 
 
 if __name__ == "__main__":

@@ -15,34 +15,19 @@ import socket
 import struct
 import subprocess
 import sys
-import time
+
+from _evidence import TIMEOUT_S, free_port, verdict, wait_until_accepting
 
 ONE_LINER = "require('net').createServer(s => s.pipe(s)).listen(PORT, '127.0.0.1')"
 WITH_HANDLER = (
     "require('net').createServer(s => { s.on('error', () => {}); s.pipe(s) }).listen(PORT, '127.0.0.1')"
 )
-TIMEOUT_S = 10.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def wait_until_accepting(port: int) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0) as probe:
-                probe.shutdown(socket.SHUT_WR)
-                probe.recv(1)  # EOF: a clean close, not a reset
-        except OSError:
-            time.sleep(0.02)  # a readiness probe: ends at the first accepted connection
-        else:
-            return
-    raise SystemExit(f"node did not accept on port {port} within {TIMEOUT_S} s")
+def closes_cleanly(probe: socket.socket) -> None:
+    """The readiness probe ends with a clean close, not a reset (which would kill the defect)."""
+    probe.shutdown(socket.SHUT_WR)
+    probe.recv(1)
 
 
 def reset_a_connection(port: int) -> None:
@@ -59,7 +44,7 @@ def survives_a_reset(program: str) -> tuple[bool, str]:
         ["node", "-e", program.replace("PORT", str(port))], stderr=subprocess.PIPE, text=True
     )
     try:
-        wait_until_accepting(port)
+        wait_until_accepting(port, closes_cleanly)
         reset_a_connection(port)
         try:
             server.wait(timeout=2.0)
@@ -77,9 +62,7 @@ def main() -> int:
     control_alive, _ = survives_a_reset(WITH_HANDLER)
     print(f"s => s.pipe(s): {'still running' if defect_alive else defect_report}")
     print(f"with an 'error' listener: {'still running' if control_alive else 'died too'}")
-    reproduced = not defect_alive and control_alive
-    print("reproduced: one client's reset killed the server" if reproduced else "not reproduced")
-    return 0 if reproduced else 1
+    return verdict(not defect_alive and control_alive, "one client's reset killed the server")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from timing_split import reproduce
+from _timing_split import reproduce
 
 DEFECT = "node -e \"require('net').createServer(s => s.pipe(s)).listen({port}, '127.0.0.1')\""
 CONTROL = "node -e \"require('net').createServer(s => { s.setNoDelay(true); s.pipe(s) })" + (

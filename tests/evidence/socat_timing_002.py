@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from timing_nagle import Case, reproduce
+from _timing_nagle import Case, reproduce
 
 ECHO = "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
 ECHO_NODELAY = "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay PIPE"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from timing_split import reproduce
+from _timing_split import reproduce
 
 DEFECT = "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
 CONTROL = "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,nodelay PIPE"

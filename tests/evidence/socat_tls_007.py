@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import trustme
-from flow_deadlock import TIMEOUT_S, running
+from _evidence import TIMEOUT_S, running, verdict
 
 WATCH_S = 12.0  # longer than any handshake timeout a server would reasonably choose for loopback
 COMMAND = "socat OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={certkey},verify=0 EXEC:cat"
@@ -61,9 +61,7 @@ def main() -> int:
             closed = closed_within(silent, WATCH_S)
     print(f"{COMMAND}:\n  a TLS client beside the silent one was served: {served}")
     print(f"  the silent (no ClientHello) connection was closed within {WATCH_S} s: {closed}")
-    reproduced = served and not closed
-    print("reproduced: no handshake deadline" if reproduced else "not reproduced")
-    return 0 if reproduced else 1
+    return verdict(served and not closed, "no handshake deadline")
 
 
 if __name__ == "__main__":

@@ -8,15 +8,14 @@ TCP_NODELAY, blocking socket with a timeout), prints the round-trip percentiles 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 
+from _evidence import connect_when_ready, running, verdict
+
 ROUND_TRIPS = 50
-TIMEOUT_S = 5.0
 STALL_MS = 30.0  # a Nagle + delayed-ACK stall is ~40 ms; a loopback echo is well under 1 ms
 
 
@@ -25,25 +24,6 @@ class Case:
     label: str
     command: str
     size: int
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def connect_when_ready(port: int) -> socket.socket:
-    """Connect as soon as the server accepts (the command prints nothing when it is ready)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 def ping_pong_ms(sock: socket.socket, size: int) -> list[float]:
@@ -65,14 +45,8 @@ def ping_pong_ms(sock: socket.socket, size: int) -> list[float]:
 
 
 def measure(case: Case) -> list[float]:
-    port = free_port()
-    server = subprocess.Popen(case.command.format(port=port), shell=True, start_new_session=True)  # noqa: S602
-    try:
-        with connect_when_ready(port) as sock:
-            rtts = ping_pong_ms(sock, case.size)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=TIMEOUT_S)
+    with running(case.command, ready=False) as (_, port), connect_when_ready(port) as sock:
+        rtts = ping_pong_ms(sock, case.size)
     cuts = statistics.quantiles(rtts, n=100, method="inclusive")
     print(
         f"{case.label:<40} {case.size:>6} B x {ROUND_TRIPS}: p50 {cuts[49]:6.2f} ms  "
@@ -86,5 +60,4 @@ def reproduce(defect: Case, controls: list[Case]) -> int:
     print(f"command: {defect.command}")
     stalled = statistics.median(measure(defect)) > STALL_MS
     clean = all(max(measure(control)) < STALL_MS for control in controls)
-    print("reproduced" if stalled and clean else "NOT reproduced")
-    return 0 if stalled and clean else 1
+    return verdict(stalled and clean, "the defect stalls ~40 ms on most round trips, no control does")

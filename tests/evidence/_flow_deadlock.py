@@ -1,4 +1,5 @@
-"""Shared by the CONC/FLOW/LEAK evidence scripts: a server command, a client, and a look inside.
+"""Shared by the CONC/FLOW/LEAK evidence scripts: a full-duplex client, a client that stops
+reading, and a look inside the server's processes (where each one sleeps).
 
 Each function is bounded in time. ``descendants`` reads /proc, so the scripts run on Linux.
 """
@@ -8,49 +9,11 @@ from __future__ import annotations
 import os
 import random
 import selectors
-import shlex
-import signal
 import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-TIMEOUT_S = 10.0
-MiB = 1 << 20
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-@contextmanager
-def running(command: str) -> Iterator[tuple[int, int]]:
-    """Start ``command`` ({port} filled in) in its own process group; yield (pid, port)."""
-    port = free_port()
-    argv = shlex.split(command.replace("{port}", str(port)))
-    server = subprocess.Popen(argv, start_new_session=True, stderr=subprocess.DEVNULL)
-    try:
-        wait_until_accepting(port)
-        yield server.pid, port
-    finally:
-        os.killpg(server.pid, signal.SIGKILL)
-        server.wait(timeout=TIMEOUT_S)
-
-
-def wait_until_accepting(port: int) -> None:
-    deadline = time.monotonic() + TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return
-        except OSError:
-            time.sleep(0.02)  # a readiness probe: ends at the first accepted connection
-    raise SystemExit(f"the server did not accept on port {port} within {TIMEOUT_S} s")
+from _evidence import TIMEOUT_S, Attempts, MiB, running, until_reproduced, verdict
 
 
 @dataclass(frozen=True)
@@ -107,20 +70,25 @@ def payload(size: int, seed: int = 1) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def first_hang(command: str, attempts: int, size: int, read_size: int) -> str | None:
-    """Run up to ``attempts`` full-duplex transfers on fresh connections; describe the first hang."""
+def first_hang(command: str, size: int, read_size: int, *, limit: int, budget_s: float) -> Attempts:
+    """Full-duplex transfers of ``size`` bytes on fresh connections to one server, each client
+    reading ``read_size`` bytes at a time, until one hangs (described), ``limit`` transfers
+    were made, or ``budget_s`` has passed."""
     data = payload(size)
     with running(command) as (pid, port):
-        for attempt in range(1, attempts + 1):
+
+        def transfer(number: int) -> str | None:
             with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S) as sock:
-                transfer = duplex(sock, data, read_size=read_size)
-                if transfer.stalled:
-                    where = "\n".join(f"    {stuck}" for stuck in descendants(pid))
-                    return (
-                        f"transfer {attempt}: sent {transfer.sent}, received {transfer.received} of "
-                        f"{size} bytes, then nothing for 5 s; the server's processes:\n{where}"
-                    )
-    return None
+                moved = duplex(sock, data, read_size=read_size)
+            if not moved.stalled:
+                return None
+            where = "\n".join(f"    {stuck}" for stuck in descendants(pid))
+            return (
+                f"transfer {number}: sent {moved.sent}, received {moved.received} of {size} bytes, "
+                f"then nothing for 5 s; the server's processes:\n{where}"
+            )
+
+        return until_reproduced(transfer, limit=limit, budget_s=budget_s)
 
 
 def stalled_clients(command: str, clients: int, exit_wait_s: float) -> tuple[int, list[Stuck]]:
@@ -137,6 +105,28 @@ def stalled_clients(command: str, clients: int, exit_wait_s: float) -> tuple[int
         while (left := descendants(pid)) and time.monotonic() < deadline:
             time.sleep(0.1)  # polls for the children to exit, bounded by exit_wait_s
         return echoed, left
+
+
+def leaves_processes(
+    defect: str, control: str, *, clients: int, exit_wait_s: float, limit: int, budget_s: float, what: str
+) -> int:
+    """The LEAK evidence: rounds of ``clients`` stalled clients against ``defect`` until one
+    leaves processes behind; one round against ``control`` must echo everything and leave none.
+    Returns the script's exit status."""
+
+    def a_round(number: int) -> str | None:
+        echoed, left = stalled_clients(defect, clients, exit_wait_s)
+        if not left:
+            return None
+        stuck = "".join(f"\n    {process}" for process in left)
+        return f"round {number}: {echoed} of {clients} echoed; {len(left)} processes outlived them:{stuck}"
+
+    found = until_reproduced(a_round, limit=limit, budget_s=budget_s)
+    control_echoed, control_left = stalled_clients(control, clients, exit_wait_s)
+    print(f"{defect}:\n  {found}")
+    print(f"{control} (control):\n  {control_echoed} of {clients} echoed after reading again")
+    print(f"  {len(control_left)} processes left {exit_wait_s} s after every client closed")
+    return verdict(found.hit is not None and not control_left and control_echoed == clients, what)
 
 
 @dataclass(frozen=True)
@@ -164,8 +154,13 @@ def descendants(pid: int) -> list[Stuck]:
 
 
 def _children(pid: int) -> list[int]:
+    """The children of ``pid``; none once it has exited (a child may exit while we look)."""
     children: list[int] = []
-    for task in os.listdir(f"/proc/{pid}/task"):
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return children
+    for task in tasks:
         try:
             with open(f"/proc/{pid}/task/{task}/children") as listing:
                 children += [int(child) for child in listing.read().split()]
@@ -207,9 +202,11 @@ def _other_fds(pid: int, fd: int) -> str | None:
     target = _fd_target(pid, fd)
     if not target.startswith("pipe:"):
         return None
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:  # it exited while we looked
+        return None
     others = [
-        int(other)
-        for other in os.listdir(f"/proc/{pid}/fd")
-        if int(other) != fd and _fd_target(pid, int(other)) == target
+        int(other) for other in descriptors if int(other) != fd and _fd_target(pid, int(other)) == target
     ]
     return f"fd {', '.join(map(str, others))} on that pipe too" if others else None

@@ -8,22 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from _evidence import TIMEOUT_S
+
 RUN_INETD = Path(__file__).resolve().parent.parent / "inetd" / "run_inetd.sh"
-TIMEOUT_S = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -38,17 +30,6 @@ def inetd(port: int) -> Iterator[subprocess.Popen[bytes]]:
         with suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=TIMEOUT_S)
-
-
-def connect_when_ready(port: int) -> socket.socket:
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        try:
-            return socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_S)
-        except ConnectionRefusedError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)  # a readiness probe: ends at the first accepted connection
 
 
 def group_members(pgid: int) -> list[int]:
