@@ -40,9 +40,9 @@ from benchmarks.workloads import (
 )
 from conformance.harness.build import BuildError, ensure_cpp_built
 from conformance.harness.servers import Address, ServerProcess
-from conformance.harness.targets import TCP, Target, TargetSpec, serving
-from conftest import TARGET_SPECS
-from impls.table import TLS
+from conformance.harness.targets import Target, TargetSpec, serving
+from conformance.plugin import TARGET_SPECS
+from impls.table import TCP, TLS
 
 # Before any server starts: 10,000 connections need 10,000 descriptors in the server (which
 # inherits this limit) and as many in the load client.

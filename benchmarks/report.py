@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from impls.table import IMPLEMENTATIONS, ROOT
+from impls.table import IMPLEMENTATIONS
 
 NODE, SOCKPERF, SOCAT_TLS = "node", "sockperf", "socat-tls"
 TLS_SUFFIX = "-tls"  # a row over TLS: "cpp-tls" is cpp's server with --tls-cert/--tls-key
@@ -35,6 +35,7 @@ LOAD_COUNTS = (100, 1000, 10000)
 PUBLISHED_ORIGINAL = {"avg_ms": 0.089, "p95_ms": 0.122, "mb_per_s": 172.61}
 PUBLISHED_MACHINE = "Apple M2, the original project's async server (published figures)"
 QUIET_LOAD_AVERAGE = 0.5
+ROOT = Path(__file__).resolve().parent.parent  # the clone
 PROFILES = ROOT / "benchmarks" / "profiles.md"  # hand-written: where the time goes, with evidence
 # Which run each kind of figure is judged on, best first: a round trip compared with sockperf's
 # is about one CPU doing both sides; rates and streams are about what the machine can do.

@@ -27,9 +27,9 @@ from typing import Any
 import psutil
 
 from conformance.harness.duplex import connect
-from conformance.harness.servers import Address, ServerProcess, start_command
+from conformance.harness.servers import Address, ServerProcess
 from conformance.harness.streams import assert_same_stream
-from conformance.harness.targets import Target
+from conformance.harness.targets import Target, TargetSpec
 
 KiB, MiB = 1 << 10, 1 << 20
 SOCKET_TIMEOUT_S = 30.0
@@ -352,7 +352,7 @@ def _cpu_per_round_trip(samples: list[tuple[float, float]], duration_s: float, r
 
 
 def start_sockperf_server(host: str) -> tuple[ServerProcess, Address]:
-    return start_command(SOCKPERF_SERVER_COMMAND, host)
+    return TargetSpec("sockperf", command=SOCKPERF_SERVER_COMMAND, host=host).launch()
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")

@@ -38,7 +38,7 @@ def crowd_payloads(seed: int, count: int) -> list[bytes]:
     return [rng.randbytes(rng.randint(1, CROWD_MAX_PAYLOAD)) for _ in range(count)]
 
 
-def assert_each_echoed(payloads: list[bytes], outcomes: list[Outcome], what: str, replay: str = "") -> None:
+def assert_each_echoed(payloads: list[bytes], outcomes: list[Outcome], what: str, data: str = "") -> None:
     """Every client got exactly its own bytes back, then EOF; the report counts those that did not."""
     failed = [
         index
@@ -54,7 +54,7 @@ def assert_each_echoed(payloads: list[bytes], outcomes: list[Outcome], what: str
         f"client {first} of {len(payloads)} {what} ({len(failed)} clients failed; "
         f"this one saw eof={outcome.eof}, reset={outcome.reset})"
     )
-    assert_same_stream(payloads[first], outcome.received, what=client, replay=replay)
+    assert_same_stream(payloads[first], outcome.received, what=client, data=data)
     raise AssertionError(f"{client}: the server did not close its side after the client's half-close")
 
 
@@ -90,7 +90,7 @@ def test_hundreds_of_simultaneous_clients(target: Target, seed: int) -> None:
     payloads = crowd_payloads(seed, CROWD)
     outcomes = exchange_crowd(target.address, payloads, timeout=60.0)
     assert_each_echoed(
-        payloads, outcomes, "connected at once", replay=f"crowd_payloads(seed={seed}, count={CROWD})"
+        payloads, outcomes, "connected at once", data=f"{CROWD} random payloads of 1 B-8 KiB from seed {seed}"
     )
 
 
@@ -145,5 +145,5 @@ def test_full_duplex_without_deadlock(target: Target) -> None:
     payload = seeded_payload(FULL_DUPLEX, seed=64)
     outcome = exchange(target.address, payload, chunk_sizes=[MiB], half_close=False, timeout=60.0)
     assert_same_stream(
-        payload, outcome.received, what="one 64 MiB connection", replay="seeded_payload(64 MiB, seed=64)"
+        payload, outcome.received, what="one 64 MiB connection", data="64 MiB of random bytes from seed 64"
     )

@@ -62,7 +62,7 @@ def test_non_reading_client_is_held_back_then_drained(target: Target) -> None:
         payload,
         outcome.received,
         what=f"the held-back client, which had pushed {push.sent} bytes before reading",
-        replay=f"seeded_payload({UNREAD_TOTAL}, seed={SEED})",
+        data=f"{UNREAD_TOTAL} random bytes from seed {SEED}",
     )
 
 
@@ -75,7 +75,7 @@ def test_memory_stays_bounded_while_client_does_not_read(target: Target) -> None
     Resident memory of the server's process tree (forked children included) may grow by less
     than 64 MiB while a client pushes all it can of 128 MiB without reading.
     """
-    pid = target.pid
+    pid = target.require_process().pid
     # A repeated random MiB: cheap to build, and the server cannot tell the difference.
     payload = seeded_payload(MiB, SEED) * (OFFERED_TO_MEMORY // MiB)
     before = usage(pid)

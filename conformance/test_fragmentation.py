@@ -54,7 +54,7 @@ class CutPayload:
 
     def describe(self) -> str:
         return (
-            f"seeded_payload({self.size}, seed={self.seed}), "
+            f"{self.size} random bytes (seed {self.seed}), "
             f"chunk_sizes={self.chunk_sizes}, read_sizes={self.read_sizes}, "
             f"pauses_s={self.pauses_s}, nodelay={self.nodelay}"
         )
@@ -93,7 +93,7 @@ def assert_echoed(target: Target, payload: bytes, how: str, via: Address | None 
     """Send ``payload`` cut as ``cuts`` say (``exchange`` keywords), and read until all is back."""
     outcome = exchange(via or target.address, payload, half_close=False, timeout=ECHO_TIMEOUT_S, **cuts)
     what = f"one connection to {target.name}{' through the proxy' if via else ''}"
-    assert_same_stream(payload, outcome.received, what=what, replay=how)
+    assert_same_stream(payload, outcome.received, what=what, data=how)
     assert not outcome.reset, f"the connection was reset ({how})"
 
 
@@ -117,7 +117,7 @@ def test_hypothesis_chunking(target: Target, cut: CutPayload) -> None:
 def test_whole_write_small_reads(target: Target) -> None:
     """The server MUST echo a payload offered in one send(), larger than any one recv() can return."""
     payload = seeded_payload(256 * KiB, seed=2)
-    how = "seeded_payload(256 KiB, seed=2) offered to send() whole, read 1, 7, 997 bytes at a time"
+    how = "256 KiB random bytes (seed 2) offered to send() whole, read 1, 7, 997 bytes at a time"
     assert_echoed(target, payload, how, read_sizes=[1, 7, PRIME_CHUNK])
 
 
@@ -125,7 +125,7 @@ def test_whole_write_small_reads(target: Target) -> None:
 def test_byte_at_a_time(target: Target) -> None:
     """The server MUST echo a stream that arrives one byte per segment, no byte lost or repeated."""
     payload = seeded_payload(4 * KiB, seed=3)
-    how = "seeded_payload(4 KiB, seed=3), one byte per send() with TCP_NODELAY"
+    how = "4 KiB random bytes (seed 3), one byte per send() with TCP_NODELAY"
     assert_echoed(target, payload, how, chunk_sizes=[1], read_sizes=[1, 2, 3], nodelay=True)
 
 
@@ -141,7 +141,7 @@ def test_trailing_data_after_a_pause(target: Target, message_size: int, trailer_
     pause_s = 0.05  # long enough that the server has read, and echoed, the message by itself
     payload = seeded_payload(message_size + trailer_size, seed)
     how = (
-        f"seeded_payload({message_size + trailer_size}, seed={seed}) as a {message_size}-byte message, "
+        f"{message_size + trailer_size} random bytes (seed {seed}) as a {message_size}-byte message, "
         f"a {pause_s} s pause, a {trailer_size}-byte trailer"
     )
     assert_echoed(
@@ -174,7 +174,7 @@ def test_fragment_echoed_without_waiting_for_more(target: Target) -> None:
                     f"fragment {index} of {len(LOCKSTEP_SIZES)} ({end - start} bytes), its echo awaited "
                     f"for up to {FRAGMENT_ECHO_TIMEOUT_S} s before sending more"
                 ),
-                replay=f"fragments of {LOCKSTEP_SIZES} bytes of seeded_payload(..., seed=5); no half-close",
+                data=f"fragments of {LOCKSTEP_SIZES} bytes of random bytes from seed 5, no half-close",
             )
 
 
@@ -201,6 +201,6 @@ def test_through_fragmenting_proxy(target: Target, size: int, seed: int) -> None
     payload = seeded_payload(size, seed)
     with FragmentingProxy(target.address, seed) as proxy:
         try:
-            assert_echoed(target, payload, f"seeded_payload({size}, seed={seed})", via=proxy.address)
+            assert_echoed(target, payload, f"{size} random bytes (seed {seed})", via=proxy.address)
         except AssertionError as failure:
             raise AssertionError(f"{failure}\n  {proxy.describe()}") from None

@@ -39,7 +39,7 @@ payload_size = st.one_of(
 
 def assert_echo_then_fin(target: Target, payload: bytes, outcome: Outcome, how: str) -> None:
     """All of the payload came back, then the server's FIN; no reset."""
-    assert_same_stream(payload, outcome.received, what=f"one connection to {target.name}", replay=how)
+    assert_same_stream(payload, outcome.received, what=f"one connection to {target.name}", data=how)
     assert not outcome.reset, f"the server reset the connection instead of closing it ({how})"
     assert outcome.eof, f"the server did not close its side after sending everything back ({how})"
 
@@ -53,7 +53,7 @@ def test_everything_then_eof(target: Target, size: int, seed: int) -> None:
     """After the client's shutdown(SHUT_WR) the server MUST send back every byte, then close, not reset."""
     payload = seeded_payload(size, seed)
     outcome = exchange(target.address, payload, timeout=EOF_TIMEOUT_S + size / MiB)
-    assert_echo_then_fin(target, payload, outcome, f"seeded_payload({size}, seed={seed}), then half-close")
+    assert_echo_then_fin(target, payload, outcome, f"{size} random bytes (seed {seed}), then half-close")
 
 
 @scenario("HALF-002", "a half-close with nothing sent is answered by EOF")
@@ -117,7 +117,7 @@ def test_half_close_with_echo_in_flight(target: Target) -> None:
         sock.shutdown(socket.SHUT_WR)
         outcome = read_to_eof(sock, EOF_TIMEOUT_S + push.sent / MiB)
     how = (
-        f"the first {push.sent} bytes of seeded_payload(32 MiB, seed=4) sent without reading "
+        f"the first {push.sent} bytes of 32 MiB random bytes (seed 4) sent without reading "
         f"(stalled={push.stalled}), then half-close, then read"
     )
     assert_echo_then_fin(target, payload[: push.sent], outcome, how)

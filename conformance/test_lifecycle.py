@@ -48,16 +48,6 @@ TIME_WAIT_CONNECTIONS = 3
 PROBE = bytes(range(256)) * 16
 
 
-def launch_on_port(spec: TargetSpec, port: int) -> tuple[ServerProcess, Address]:
-    """Start the server on a chosen port and wait until it is ready (announce, or accept)."""
-    if spec.implementation is not None:
-        return spec.launch(port=port)
-    server = spec.spawn(port=port)
-    address = spec.reach(Address(spec.host, port))
-    server.wait_until_accepting(address, spec.startup_timeout)
-    return server, address
-
-
 def assert_echoes(address: Address, what: str) -> None:
     """One echo, read back in full without a half-close: half-close semantics are the HALF family's."""
     outcome = exchange(address, PROBE, half_close=False, timeout=IO_TIMEOUT_S)
@@ -181,7 +171,7 @@ def test_restart_on_same_port(target: Target) -> None:
         leave_time_wait(first, address)
     lingering = time_wait_count(address.port)
     try:
-        second, again = launch_on_port(target.spec, address.port)
+        second, again = target.spec.launch(port=address.port)
     except ServerStartError as exc:
         pytest.fail(
             f"restart on port {address.port} ({lingering} sockets in TIME_WAIT on it) failed: {exc}",
@@ -207,7 +197,7 @@ def busy_port(host: str) -> Iterator[int]:
 def run_on_busy_port(spec: TargetSpec) -> tuple[int | None, float, str, int]:
     """Start the server on a taken port: (exit code or None if still running, seconds, stderr, port)."""
     with busy_port(spec.host) as port:
-        server = spec.spawn(port=port)
+        server = spec.start(port=port)
         started = time.monotonic()
         try:
             code: int | None = server.process.wait(timeout=spec.startup_timeout)

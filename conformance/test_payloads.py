@@ -20,11 +20,11 @@ MiB = 1 << 20
 SILENCE_S = 0.3
 
 
-def roundtrip(target: Target, payload: bytes, *, replay: str = "", timeout: float = 30.0) -> None:
+def roundtrip(target: Target, payload: bytes, *, data: str = "", timeout: float = 30.0) -> None:
     """Send while reading until every byte is back. No half-close: what a server does after the
     client's EOF is the HALF family's question, so a defect there is not reported here again."""
     outcome = exchange(target.address, payload, half_close=False, timeout=timeout)
-    assert_same_stream(payload, outcome.received, what=f"one connection to {target.name}", replay=replay)
+    assert_same_stream(payload, outcome.received, what=f"one connection to {target.name}", data=data)
     assert not outcome.reset, "the connection was reset"
 
 
@@ -63,7 +63,7 @@ BUFFER_EDGES = [1, 1023, 1024, 1025, 4095, 4096, 4097, 65535, 65536, 65537]
 @pytest.mark.parametrize("size", BUFFER_EDGES)
 def test_buffer_edge_sizes(target: Target, size: int) -> None:
     """The server MUST echo messages whose sizes straddle common buffer sizes, none lost or added."""
-    roundtrip(target, seeded_payload(size, seed=size), replay=f"seeded_payload({size}, seed={size})")
+    roundtrip(target, seeded_payload(size, seed=size), data=f"{size} random bytes from seed {size}")
 
 
 @scenario("ECHO-005", "large payloads (1, 4, 16 MiB) come back whole")
@@ -73,7 +73,7 @@ def test_buffer_edge_sizes(target: Target, size: int) -> None:
 def test_large_payloads(target: Target, mib: int, seed: int) -> None:
     """The server MUST echo payloads far larger than any buffer, in order, without loss."""
     payload = seeded_payload(mib * MiB, seed)
-    roundtrip(target, payload, timeout=60.0, replay=f"seeded_payload({mib} MiB, seed={seed})")
+    roundtrip(target, payload, timeout=60.0, data=f"{mib} MiB of random bytes from seed {seed}")
 
 
 @scenario("ECHO-006", "many messages on one connection, each echoed before the next")

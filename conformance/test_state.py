@@ -15,7 +15,6 @@ from __future__ import annotations
 import selectors
 import socket
 import struct
-import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -31,7 +30,7 @@ from hypothesis.stateful import (
 
 from conformance.harness.duplex import connect, exchange
 from conformance.harness.scenarios import scenario
-from conformance.harness.servers import Address, ServerProcess
+from conformance.harness.servers import Address
 from conformance.harness.streams import assert_same_stream, describe_mismatch
 from conformance.harness.targets import Target
 from conformance.harness.tls import Stream, buffered_input, flush, pending_output
@@ -138,38 +137,35 @@ def probe(address: Address) -> str:
 class MachineServer:
     """The server the machine talks to.
 
-    When the suite can start the server, the test uses an instance of its own, started again
-    whenever it died or stopped echoing: every example, and every replay while Hypothesis
-    shrinks, then begins on a live server, so a server that crashes (on a reset, say) shrinks
-    to the steps that crash it, instead of failing every later example at connect(). Otherwise
-    (an address only) the machine talks to ``target.address``.
+    When the suite can start the server, the test uses an instance of its own under the
+    harness's restart policy (``Target.recover``), and is also given a fresh one when the
+    old one stopped echoing: every example, and every replay while Hypothesis shrinks, then
+    begins on a live server, so a server that crashes (on a reset, say) shrinks to the steps
+    that crash it, instead of failing every later example at connect(). Otherwise (an address
+    only) the machine talks to ``target.address``.
     """
 
     def __init__(self, target: Target) -> None:
-        self._spec = target.spec if target.spec.can_launch else None
-        self._address = target.address
-        self._process: ServerProcess | None = None
+        self._shared = target
+        self._own: Target | None = None
 
     def address(self) -> Address:
-        if self._spec is not None and (self._process is None or probe(self._address)):
-            self.stop()
-            self._process, self._address = self._spec.launch()
-        return self._address
+        if not self._shared.spec.can_launch:
+            return self._shared.address
+        if self._own is None:
+            self._own = Target.open(self._shared.spec)
+        elif self._own.recover() is None and probe(self._own.address):
+            self._own.restart()
+        return self._own.address
 
     def crash_report(self) -> str:
         """How the server ended, if it has (waiting a moment: a crash takes effect asynchronously)."""
-        if self._process is None:
-            return ""
-        try:
-            code = self._process.process.wait(timeout=PROBE_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            return ""
-        stderr = self._process.stderr_text()
-        return f"the server process exited with {code} during these steps; stderr:\n{stderr}"
+        death = self._own.death(PROBE_TIMEOUT_S) if self._own is not None else None
+        return f"{death} during these steps" if death else ""
 
     def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
+        if self._own is not None:
+            self._own.close()
 
 
 def echo_machine(server: MachineServer) -> type[RuleBasedStateMachine]:
@@ -226,7 +222,7 @@ def echo_machine(server: MachineServer) -> type[RuleBasedStateMachine]:
                 bytes(connection.sent),
                 bytes(connection.received),
                 what=f"{connection.name}, read until EOF after its half-close",
-                replay="the steps Hypothesis prints with this failure",
+                data="the steps Hypothesis prints with this failure",
             )
             assert eof, f"{connection.name}: no EOF within {IO_TIMEOUT_S} s of the half-close"
 

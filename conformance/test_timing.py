@@ -60,7 +60,7 @@ def round_trip_times_ms(target: Target, size: int, pieces: Sequence[int] | None)
                 message,
                 outcome.received,
                 what=f"round trip {index}",
-                replay=f"messages({size}, ...)[{index}]",
+                data=f"message {index} of {size} random bytes (seed {size})",
             )
             if index >= WARM_UP:
                 rtts.append(outcome.elapsed_s * 1000)

@@ -34,11 +34,14 @@ from hypothesis import strategies as st
 from conformance.harness.duplex import connect, exchange, read_to_eof
 from conformance.harness.pressure import push_until_stalled, reset
 from conformance.harness.resources import assert_back_to_baseline, steady_baseline
-from conformance.harness.scenarios import NO_SHRINK, scenario
+from conformance.harness.scenarios import NO_SHRINK, only_on, scenario
 from conformance.harness.servers import Address
 from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target, fresh_server
 from conformance.harness.tls import ClientTLS, TLSHandshakeError, TLSStream, connect_tls
+from impls.table import TLS
+
+pytestmark = only_on(TLS)  # the TLS family runs on the TLS targets alone
 
 KiB, MiB = 1 << 10, 1 << 20
 CLOSE_BOUND_S = 10.0  # a connection the server must turn away is closed within this
@@ -103,20 +106,18 @@ def assert_echo_with_only(target: Target, version: ssl.TLSVersion, name: str) ->
         payload = seeded_payload(64 * KiB, seed=13)
         outcome = exchange(target.address, payload, half_close=False, sock=stream, timeout=EOF_TIMEOUT_S)
     what = f"a {negotiated} connection to {target.name}"
-    assert_same_stream(payload, outcome.received, what=what, replay="seeded_payload(64 KiB, seed=13)")
+    assert_same_stream(payload, outcome.received, what=what, data="64 KiB of random bytes from seed 13")
 
 
 @scenario("TLS-001", "a client offering only TLS 1.3 negotiates TLSv1.3 and gets its echo")
 def test_tls13(target: Target) -> None:
     """The server MUST speak TLS 1.3: the handshake negotiates TLSv1.3 and the echo is byte-exact."""
-    target.require_tls()
     assert_echo_with_only(target, ssl.TLSVersion.TLSv1_3, "TLSv1.3")
 
 
 @scenario("TLS-002", "a client offering only TLS 1.2 negotiates TLSv1.2 and gets its echo", "SHOULD")
 def test_tls12(target: Target) -> None:
     """The server SHOULD still speak TLS 1.2, which many clients and libraries use."""
-    target.require_tls()
     assert_echo_with_only(target, ssl.TLSVersion.TLSv1_2, "TLSv1.2")
 
 
@@ -137,7 +138,6 @@ def offered_version(hello: bytes) -> int:
 @scenario("TLS-003", "a client offering only TLS 1.1 is refused", "SHOULD")
 def test_refuses_tls11(target: Target) -> None:
     """The server SHOULD refuse TLS 1.1 and older (RFC 8996): the handshake fails."""
-    target.require_tls()
     legacy = legacy_client(client_tls(target))
     try:
         version = offered_version(client_hello(legacy, target.address.host))
@@ -179,7 +179,6 @@ def assert_turned_away(target: Target, data: bytes, what: str) -> None:
 def test_plaintext_client(target: Target, kind: str) -> None:
     """The server MUST NOT echo a plain-TCP client's bytes, MUST close that connection within 10 s,
     and MUST keep serving TLS clients."""
-    target.require_tls()
     assert_turned_away(target, PLAINTEXT[kind], f"plaintext {PLAINTEXT[kind]!r}")
 
 
@@ -201,7 +200,6 @@ garbage = st.builds(
 def test_random_bytes(target: Target, data: bytes) -> None:
     """The server MUST NOT echo random bytes, MUST close that connection within 10 s, and MUST keep
     serving TLS clients (a port scanner must not take it down)."""
-    target.require_tls()
     assert_turned_away(target, data, f"{len(data)} random bytes ({data[:8].hex(' ')} ...)")
 
 
@@ -254,7 +252,6 @@ def describe_all(stalled: list[Stalled]) -> str:
 def test_stalled_handshakes_block_no_one(target: Target) -> None:
     """The server MUST serve a new TLS client promptly (within 5 s) while other clients stall in
     the handshake: the handshake never runs in the accept loop."""
-    target.require_tls()
     payload = seeded_payload(16 * KiB, seed=6)
     with stalled_handshakes(target) as stalled:
         started = time.monotonic()
@@ -293,7 +290,6 @@ def wait_for_closes(stalled: list[Stalled], timeout: float) -> None:
 def test_stalled_handshakes_time_out(target: Target) -> None:
     """The server SHOULD close a connection whose handshake does not complete within its handshake
     timeout (10 s for the built-in servers): otherwise idle connections exhaust its descriptors."""
-    target.require_tls()
     with stalled_handshakes(target) as stalled:
         wait_for_closes(stalled, HANDSHAKE_TIMEOUT_BOUND_S)
     still_open = sum(1 for connection in stalled if connection.closed_after_s is None)
@@ -310,11 +306,10 @@ def test_stalled_handshakes_time_out(target: Target) -> None:
 def test_server_sends_close_notify(target: Target) -> None:
     """The server MUST end its stream with close_notify before closing TCP: without it the client
     cannot tell a complete echo from a truncated one (RFC 8446 section 6.1)."""
-    target.require_tls()
     payload = seeded_payload(256 * KiB, seed=9)
     outcome = exchange(target.address, payload, timeout=EOF_TIMEOUT_S)
-    how = "seeded_payload(256 KiB, seed=9), then close_notify and FIN"
-    assert_same_stream(payload, outcome.received, what=f"one TLS connection to {target.name}", replay=how)
+    how = "256 KiB random bytes (seed 9), then close_notify and FIN"
+    assert_same_stream(payload, outcome.received, what=f"one TLS connection to {target.name}", data=how)
     assert not outcome.reset, f"the server reset the connection instead of closing it ({how})"
     assert outcome.eof, f"the server did not close after the echo ({how})"
     assert not outcome.truncated, f"the server closed TCP without sending close_notify ({how})"
@@ -344,7 +339,6 @@ def abandon_mid_echo(address: Address, how: str, index: int) -> None:
 def test_abrupt_close(target: Target, how: str) -> None:
     """A TCP FIN or reset without close_notify in the middle of an echo: the server MUST drop that
     connection (releasing its descriptor), not hang on it, and MUST keep serving others."""
-    target.require_tls()
     with fresh_server(target) as (server, address):
         assert_still_serves(address, "the server started")  # warm-up before the baseline
         baseline = steady_baseline(server.pid)
@@ -359,7 +353,6 @@ def test_abrupt_close(target: Target, how: str) -> None:
 def test_close_notify_without_fin(target: Target) -> None:
     """The client's close_notify MUST end the request by itself: the server sends back every byte
     still queued, then its close_notify, then closes TCP -- without waiting for the client's FIN."""
-    target.require_tls()
     payload = seeded_payload(PUSH_LIMIT, seed=10)
     stream = connect(target.address, timeout=EOF_TIMEOUT_S)
     assert isinstance(stream, TLSStream)
@@ -369,10 +362,10 @@ def test_close_notify_without_fin(target: Target) -> None:
         outcome = read_to_eof(stream, EOF_TIMEOUT_S + push.sent / MiB)
         tcp_end = read_to_eof(stream.raw, EOF_TIMEOUT_S) if stream.close_notify_received else outcome
     how = (
-        f"the first {push.sent} bytes of seeded_payload(32 MiB, seed=10) sent without reading "
+        f"the first {push.sent} bytes of 32 MiB random bytes (seed 10) sent without reading "
         f"(stalled={push.stalled}), then close_notify without a TCP FIN, then read"
     )
-    assert_same_stream(payload[: push.sent], outcome.received, what="the TLS connection", replay=how)
+    assert_same_stream(payload[: push.sent], outcome.received, what="the TLS connection", data=how)
     assert not outcome.reset, f"the server reset the connection instead of closing it ({how})"
     assert outcome.eof, f"the server neither sent close_notify nor closed within the time ({how})"
     assert stream.close_notify_received, f"the server closed TCP without sending close_notify ({how})"
@@ -390,7 +383,6 @@ def test_close_notify_without_fin(target: Target) -> None:
 def test_client_rejects_certificate(target: Target) -> None:
     """The server MUST close a connection whose client aborts the handshake with a fatal alert
     (it does not trust the certificate) within 10 s, and MUST keep serving."""
-    target.require_tls()
     distrustful = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     trustme.CA().configure_trust(distrustful)  # some other CA: the server's certificate fails
     address = target.address

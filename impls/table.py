@@ -1,15 +1,22 @@
 """The one table of built-in implementations.
 
 Conformance and benchmarks both read this table; adding an implementation is adding one row.
-A row's command line is a template: ``{python}``, ``{root}``, ``{host}`` and ``{port}`` are
-filled in by the harness (``{port}`` is 0 unless a scenario needs a specific port). A row with
-the ``TLS`` capability also runs over TLS: the harness then appends ``TLS_OPTIONS`` with the
-test certificate's files as ``{cert}`` and ``{key}``.
+A row's command line is a template: ``{python}``, ``{host}`` and ``{port}`` are filled in by
+the harness (``{port}`` is 0 unless a scenario needs a specific port). A row with the ``TLS``
+capability also runs over TLS: the harness then appends ``TLS_OPTIONS`` with the test
+certificate's files as ``{cert}`` and ``{key}``.
 
 ``IMPLEMENTATIONS`` is the default selection (``pytest conformance``, the benchmarks, the CLI
 tests); ``ALL_IMPLEMENTATIONS`` adds the rows that run only when named with ``--impl``: the
 C++ server built with sanitizers, which are too slow for every run and are CI's job
 (``tox -e sanitizers``).
+
+Where the C++ rows come from: in a clone, the sources are ``cpp/`` and the builds go to
+``cpp/build*/`` (where the README's ``./cpp/build/server`` expects them); in an installed
+package, the sources ship as ``impls/cpp/`` and the harness builds them on first use into a
+per-user cache directory (``$XDG_CACHE_HOME/echo-conformance/VERSION``, default ``~/.cache``).
+
+PYTEST_DONT_REWRITE: echo-conformance imports the table before pytest starts.
 """
 
 from __future__ import annotations
@@ -18,12 +25,29 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CPP_BUILD = ROOT / "cpp" / "build"
-CPP_ASAN_BUILD = ROOT / "cpp" / "build-asan"  # AddressSanitizer + UndefinedBehaviorSanitizer
-CPP_TSAN_BUILD = ROOT / "cpp" / "build-tsan"  # ThreadSanitizer
+PACKAGE_DIR = Path(__file__).resolve().parent
+IMPORT_ROOT = PACKAGE_DIR.parent  # the directory ``impls`` is imported from: a clone, or site-packages
+
+
+def _cpp_locations() -> tuple[Path, Path]:
+    """(the C++ sources, the directory their build variants go into)."""
+    if (IMPORT_ROOT / "cpp" / "server.cpp").is_file():  # a clone, or an editable install of one
+        return IMPORT_ROOT / "cpp", IMPORT_ROOT / "cpp"
+    try:
+        version = metadata.version("echo-conformance")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return PACKAGE_DIR / "cpp", cache / "echo-conformance" / version
+
+
+CPP_SOURCES, CPP_BUILDS = _cpp_locations()
+CPP_BUILD = CPP_BUILDS / "build"
+CPP_ASAN_BUILD = CPP_BUILDS / "build-asan"  # AddressSanitizer + UndefinedBehaviorSanitizer
+CPP_TSAN_BUILD = CPP_BUILDS / "build-tsan"  # ThreadSanitizer
 
 # Capabilities a row can declare; scenarios that need one skip rows (or external servers)
 # without it, and say so.
@@ -32,8 +56,10 @@ IPV6 = "ipv6"  # accepts --host ::1
 GRACEFUL_EXIT = "graceful-exit"  # exits 0 within 1 s on SIGTERM / SIGINT
 NEEDS_CPP_BUILD = "needs-cpp-build"  # its binary is built from cpp/ by the harness
 TLS = "tls"  # with TLS_OPTIONS it speaks TLS 1.2/1.3 and announces "... (tls)"
+TCP = "tcp"
+TRANSPORTS = (TCP, TLS)  # what --transport chooses from
 
-PLACEHOLDER = re.compile(r"\{(python|root|host|port|cert|key)\}")
+PLACEHOLDER = re.compile(r"\{(python|host|port|cert|key)\}")
 TLS_OPTIONS = ("--tls-cert", "{cert}", "--tls-key", "{key}")
 
 STANDARD = frozenset({ANNOUNCES, IPV6, GRACEFUL_EXIT})
@@ -65,7 +91,7 @@ class Implementation:
     def argv(self, host: str = "127.0.0.1", port: int = 0, tls: tuple[Path, Path] | None = None) -> list[str]:
         """The command line with its placeholders filled in; with ``tls`` (certificate and key
         files), the TLS options too."""
-        values = {"python": sys.executable, "root": str(ROOT), "host": host, "port": str(port)}
+        values = {"python": sys.executable, "host": host, "port": str(port)}
         template = self.command
         if tls is not None:
             values.update(cert=str(tls[0]), key=str(tls[1]))
@@ -75,9 +101,12 @@ class Implementation:
     def has(self, capability: str) -> bool:
         return capability in self.capabilities
 
-    def env(self) -> dict[str, str] | None:
-        """The server's whole environment: ours plus the row's variables (None: just ours)."""
-        return {**os.environ, **dict(self.environment)} if self.environment else None
+    def env(self) -> dict[str, str]:
+        """The server's whole environment: ours, the row's variables, and PYTHONPATH led by the
+        directory these modules come from, so that ``python -m impls.threaded`` runs this very
+        code from any working directory."""
+        path = os.pathsep.join(filter(None, (str(IMPORT_ROOT), os.environ.get("PYTHONPATH"))))
+        return {**os.environ, **dict(self.environment), "PYTHONPATH": path}
 
 
 def _cpp_server(build_dir: Path, *extra: str) -> tuple[str, ...]:

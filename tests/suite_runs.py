@@ -13,7 +13,6 @@ and stopped by its teardown.
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import signal
 import subprocess
@@ -26,7 +25,8 @@ from typing import Any
 from filelock import FileLock
 
 from conformance.harness.report import FAIL, PASS, SKIP
-from impls.table import ROOT
+
+ROOT = Path(__file__).resolve().parent.parent  # the clone these tests run in
 
 CONFORMANCE = ROOT / "conformance"
 MUTANTS = ROOT / "tests" / "mutants"
@@ -37,18 +37,10 @@ CHILD_TIMEOUT_S = 300.0
 INTERRUPT_GRACE_S = 15.0
 COMPILE_TIMEOUT_S = 120.0
 OUTPUT_TAIL = 6000
-SCENARIO_ID = re.compile(r'@scenario\(\s*"([A-Z]+-\d{3})"')
 
 
 class CompileError(RuntimeError):
     """cc failed; the message carries its output."""
-
-
-def catalogue() -> set[str]:
-    """Every scenario ID the suite defines, read from the family files."""
-    return {
-        match for path in CONFORMANCE.glob("test_*.py") for match in SCENARIO_ID.findall(path.read_text())
-    }
 
 
 def compile_c(source: Path) -> Path:
@@ -121,7 +113,7 @@ def run_suite(
     command: str, workdir: Path, *extra: str, profile: str = "ci", timeout: float = CHILD_TIMEOUT_S
 ) -> SuiteRun:
     """Run ``pytest conformance --server-cmd COMMAND *extra`` from the repository root."""
-    json_path = workdir / "matrix.json"
+    json_path = workdir / "conformance.json"
     argv = [
         sys.executable,
         "-m",
@@ -130,10 +122,8 @@ def run_suite(
         *CHILD_OPTIONS,
         "--server-cmd",
         command,
-        "--report-json",
-        str(json_path),
-        "--report-html",
-        "",
+        "--report-dir",
+        str(workdir),
         "--hypothesis-profile",
         profile,
         *extra,

@@ -14,7 +14,7 @@ import pytest
 
 from conformance.harness.build import CPP_NO_TLS_BUILD, BuildError, ensure_cpp_built
 from conformance.harness.duplex import exchange
-from conformance.harness.servers import start_announcing
+from conformance.harness.servers import launch
 from conformance.harness.targets import cpp_without_tls
 
 RUN_TIMEOUT_S = 20.0
@@ -57,7 +57,7 @@ def test_asking_for_tls_is_one_line_and_exit_2(build: str, binary: str) -> None:
 
 
 def test_it_still_echoes_over_tcp(build: str) -> None:
-    server, address = start_announcing([f"{build}/server", "--port", "0"])
+    server, address = launch([f"{build}/server", "--port", "0"])
     try:
         outcome = exchange(address, b"still an echo server", timeout=10.0)
     finally:

@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 
 from conformance.harness.build import BuildError, ensure_cpp_built
-from conformance.harness.servers import Address, ServerProcess, free_port, start_announcing
-from impls.table import CPP_BUILD, IMPLEMENTATIONS, NEEDS_CPP_BUILD, ROOT, Implementation
+from conformance.harness.servers import Address, free_port, launch
+from impls.table import CPP_BUILD, IMPLEMENTATIONS, NEEDS_CPP_BUILD, Implementation
+
+ROOT = Path(__file__).resolve().parent.parent  # the clone these tests run in
 
 RUN_TIMEOUT_S = 20.0
 COMPILE_TIMEOUT_S = 300.0
@@ -68,7 +70,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[Address]:
     """Each row's server, started from its table command line on a free port."""
     row: Implementation = request.param
     prepare(row)
-    process, address = start_announcing(row.argv())
+    process, address = launch(row.argv())
     yield address
     process.stop()
 
@@ -79,9 +81,8 @@ def cpp_built() -> None:
 
 
 def assert_announces(argv: list[str], expected: str) -> None:
-    process = ServerProcess(argv)
+    process, _ = launch(argv)
     try:
-        process.wait_for_announce()
         assert process.stdout_lines[0].decode() == expected
     finally:
         process.stop()
@@ -213,7 +214,7 @@ def test_sigterm_right_after_the_announce_exits_0(row: Implementation) -> None:
     prepare(row)
     codes = []
     for _ in range(SIGTERM_AT_ONCE_REPEATS):
-        process, _ = start_announcing(row.argv())
+        process, _ = launch(row.argv())
         codes.append(process.stop()[0])
     assert codes == [0] * SIGTERM_AT_ONCE_REPEATS, (
         f"exit statuses after SIGTERM right after the announce: {codes}"

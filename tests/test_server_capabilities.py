@@ -18,7 +18,9 @@ from suite_runs import CORRECT, run_suite, server_command
 
 from conformance.harness.report import PASS, SKIP
 from conformance.harness.targets import EXTERNAL, TargetSpec, parse_capabilities
-from impls.table import ANNOUNCES, GRACEFUL_EXIT, IPV6, ROOT
+from impls.table import ANNOUNCES, GRACEFUL_EXIT, IPV6
+
+ROOT = Path(__file__).resolve().parent.parent  # the clone these tests run in
 
 SELECTORS_ECHO = CORRECT / "selectors_echo.py"
 
@@ -61,7 +63,9 @@ def test_announcing_command_is_started_on_port_zero_and_found_by_its_announcemen
 def test_declared_capabilities_let_life_scenarios_run(
     declared: tuple[str, ...], verdict: str, tmp_path: Path
 ) -> None:
-    run = run_suite(server_command(SELECTORS_ECHO), tmp_path, "-k", "LIFE-003", *declared, timeout=60.0)
+    run = run_suite(
+        server_command(SELECTORS_ECHO), tmp_path, "--scenario", "LIFE-003", *declared, timeout=60.0
+    )
     assert run.verdicts() == {"LIFE-003": verdict}, run.explain()
 
 

@@ -4,14 +4,14 @@ A mutant is a small echo server with exactly one realistic bug, the kind people 
 learn sockets; its first line names the bug and the scenario expected to catch it:
 
     # MUTANT: echoes one recv() then closes | expect: FRAG-002
-    # MUTANT: ... | expect: TIMING-002 | strict                  (a SHOULD: the run uses --strict)
+    # MUTANT: ... | expect: TIMING-002 | strict                  (a SHOULD: the run uses --strict-should)
     # MUTANT: ... | expect: LIFE-003 | capabilities: announces,graceful-exit
     # MUTANT: ... | expect: TLS-008 | transport: tls             (run as PORT CERT KEY, over TLS)
     // MUTANT: ... | expect: ABORT-002 | gap: why no scenario catches it yet
     // MUTANT: ... | expect: ABORT-002 | flaky: why the catch is not reliable
 
 (``//`` in C; C mutants are compiled once into tests/mutants/build/.) Each mutant gets a child
-run of the conformance suite through ``--server-cmd``, restricted with ``-k`` to the expected
+run of the conformance suite through ``--server-cmd``, restricted with ``--scenario`` to the expected
 scenario alone: the rest of its family proves nothing about this mutant and would only cost
 time (a server that loses data makes every scenario wait out its timeout). The run must fail,
 with FAIL in that scenario's cell. The child uses the Hypothesis profile ``selftest`` (``ci``,
@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from suite_runs import MUTANTS, TLS_ARGUMENTS, catalogue, run_suite, server_command
+from suite_runs import MUTANTS, TLS_ARGUMENTS, run_suite, server_command
 
 from conformance.harness.report import FAIL
+from conformance.harness.scenarios import catalogue
 from impls.table import TLS
 
 pytestmark = pytest.mark.selftest
@@ -66,9 +67,9 @@ class Mutant:
 
     def options(self) -> list[str]:
         """The child run's selection and options."""
-        options = ["-k", self.expect]
+        options = ["--scenario", self.expect]
         if self.strict:
-            options.append("--strict")
+            options.append("--strict-should")
         if self.capabilities:
             options += ["--server-capabilities", self.capabilities]
         if self.transport == TLS:

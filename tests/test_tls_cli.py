@@ -23,8 +23,10 @@ import pytest
 import trustme
 
 from conformance.harness.build import ensure_cpp_built
-from conformance.harness.servers import Address, start_announcing
-from impls.table import CPP_BUILD, IMPLEMENTATIONS, NEEDS_CPP_BUILD, ROOT, TLS, Implementation
+from conformance.harness.servers import Address, launch
+from impls.table import CPP_BUILD, IMPLEMENTATIONS, NEEDS_CPP_BUILD, TLS, Implementation
+
+ROOT = Path(__file__).resolve().parent.parent  # the clone these tests run in
 
 RUN_TIMEOUT_S = 20.0
 TLS_ROWS = tuple(row for row in IMPLEMENTATIONS if row.has(TLS))
@@ -103,7 +105,7 @@ class TlsServer:
 @pytest.fixture(scope="module", params=TLS_ROWS, ids=lambda row: row.name)
 def tls_server(request: pytest.FixtureRequest, certificates: Certificates) -> Iterator[TlsServer]:
     """Each row started over TLS on a free port, once for the module."""
-    process, address = start_announcing(tls_argv(request.param, certificates.cert, certificates.key))
+    process, address = launch(tls_argv(request.param, certificates.cert, certificates.key))
     yield TlsServer(address, process.stdout_lines[0].decode())
     process.stop()
 

@@ -25,7 +25,7 @@ import pytest
 from conformance.harness.build import BuildError, ensure_cpp_built
 from conformance.harness.duplex import connect, exchange
 from conformance.harness.pressure import exchange_crowd, push_until_stalled, read_back, reset
-from conformance.harness.servers import Address, ServerProcess, start_announcing
+from conformance.harness.servers import Address, ServerProcess, launch
 from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import cpp_without_tls
 from conformance.harness.tls import TestCertificates
@@ -64,7 +64,7 @@ def memcheck(request: pytest.FixtureRequest) -> Iterator[tuple[ServerProcess, Ad
     certificates = TestCertificates()
     if request.param == "tls":
         argv += ["--tls-cert", str(certificates.cert), "--tls-key", str(certificates.key)]
-    server, address = start_announcing(argv, STARTUP_TIMEOUT_S)
+    server, address = launch(argv, timeout=STARTUP_TIMEOUT_S)
     tls = certificates.client() if request.param == "tls" else None
     try:
         yield server, Address(address.host, address.port, tls)
@@ -78,13 +78,13 @@ def crowd(address: Address, rng: random.Random) -> None:
     """Eight clients at once, spread over both loops by SO_REUSEPORT."""
     payloads = [rng.randbytes(rng.randrange(1, 200_000)) for _ in range(8)]
     for index, (payload, outcome) in enumerate(zip(payloads, exchange_crowd(address, payloads), strict=True)):
-        assert_same_stream(payload, outcome.received, what=f"crowd client {index} of 8", replay=REPLAY)
+        assert_same_stream(payload, outcome.received, what=f"crowd client {index} of 8", data=REPLAY)
 
 
 def large_echo(address: Address) -> None:
     payload = seeded_payload(4 << 20, SEED)
     outcome = exchange(address, payload, read_sizes=[4096], timeout=60.0)
-    assert_same_stream(payload, outcome.received, what="4 MiB read in 4 KiB recv()s", replay=REPLAY)
+    assert_same_stream(payload, outcome.received, what="4 MiB read in 4 KiB recv()s", data=REPLAY)
 
 
 def throttled(address: Address) -> None:

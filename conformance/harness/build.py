@@ -1,6 +1,7 @@
 """Build the C++ binaries once, under a file lock, when they are missing or stale.
 
-pytest-xdist workers all reach for ``cpp/build/server`` at the same moment; the lock makes
+pytest-xdist workers all reach for ``cpp/build/server`` at the same moment (in an installed
+package: the per-user cache directory, see impls/table.py); the lock makes
 one of them build while the others wait, and the staleness check makes the rest no-ops.
 Each variant (release, ASan+UBSan, TSan, release without OpenSSL) has a build directory, a
 lock and a check of its own.
@@ -13,10 +14,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from impls.table import CPP_ASAN_BUILD, CPP_BUILD, CPP_TSAN_BUILD, ROOT
+from impls.table import CPP_ASAN_BUILD, CPP_BUILD, CPP_BUILDS, CPP_SOURCES, CPP_TSAN_BUILD
 
-CPP_SOURCE_DIR = ROOT / "cpp"
-CPP_NO_TLS_BUILD = ROOT / "cpp" / "build-notls"  # without OpenSSL: what a machine without libssl-dev gets
+CPP_NO_TLS_BUILD = CPP_BUILDS / "build-notls"  # without OpenSSL: what a machine without libssl-dev gets
 BINARIES = ("server", "client")
 BUILD_TIMEOUT_S = 600
 
@@ -35,7 +35,7 @@ class BuildError(RuntimeError):
 
 
 def _sources() -> list[Path]:
-    return [*CPP_SOURCE_DIR.glob("*.cpp"), CPP_SOURCE_DIR / "CMakeLists.txt"]
+    return [*CPP_SOURCES.glob("*.cpp"), *CPP_SOURCES.glob("*.h"), CPP_SOURCES / "CMakeLists.txt"]
 
 
 def _is_stale(build_dir: Path) -> bool:
@@ -51,14 +51,16 @@ def _run(argv: list[str]) -> None:
     try:
         result = subprocess.run(
             argv,
-            cwd=ROOT,
             capture_output=True,
             text=True,
             timeout=BUILD_TIMEOUT_S,
             check=False,
         )
     except FileNotFoundError as exc:
-        raise BuildError(f"cannot run {argv[0]!r}: {exc.strerror} (is CMake installed?)") from exc
+        raise BuildError(
+            f"cannot run {argv[0]!r}: {exc.strerror}; the C++ rows need CMake and a C++17 compiler "
+            "(Debian: apt-get install cmake g++ libssl-dev)"
+        ) from exc
     if result.returncode != 0:
         raise BuildError(
             f"C++ build failed: {' '.join(argv)} exited {result.returncode}\n{result.stdout}{result.stderr}"
@@ -74,6 +76,6 @@ def ensure_cpp_built(build_dir: Path = CPP_BUILD) -> Path:
     build_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(build_dir / ".build.lock"), timeout=BUILD_TIMEOUT_S):
         if _is_stale(build_dir):
-            _run(["cmake", "-S", "cpp", "-B", str(build_dir), *VARIANTS[build_dir]])
+            _run(["cmake", "-S", str(CPP_SOURCES), "-B", str(build_dir), *VARIANTS[build_dir]])
             _run(["cmake", "--build", str(build_dir), "-j2"])
     return build_dir

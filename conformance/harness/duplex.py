@@ -46,7 +46,13 @@ class ExchangeTimeout(AssertionError):
 def connect(address: Address, timeout: float = DEFAULT_TIMEOUT_S, nodelay: bool = False) -> Stream:
     """A connection with a timeout on every operation: a TCP socket, or a TLS stream over one
     whose handshake is complete (when the address says TLS)."""
-    sock = socket.create_connection((address.host, address.port), timeout=timeout)
+    try:
+        sock = socket.create_connection((address.host, address.port), timeout=timeout)
+    except ConnectionRefusedError as exc:
+        # Said plainly: with --server-addr this is how a server that died shows itself.
+        raise ConnectionRefusedError(
+            exc.errno, f"connect {address}: refused, nothing listens there (has the server died?)"
+        ) from None
     if nodelay:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if address.tls is None:
@@ -143,14 +149,15 @@ def _run(
                 break
             now = time.monotonic()
             if now >= deadline or now - last_progress >= STALL_S:
-                why = (
-                    f"not complete within {timeout} s"
-                    if now >= deadline
-                    else f"no byte moved for {STALL_S} s"
-                )
                 raise ExchangeTimeout(
-                    f"{why}: sent {writer.offset} of {len(writer.payload)} bytes, "
-                    f"received {len(received)}, eof={eof}"
+                    stall_report(
+                        overdue=now >= deadline,
+                        timeout=timeout,
+                        sent=writer.offset,
+                        total=len(writer.payload),
+                        received=len(received),
+                        shut=shut,
+                    )
                 )
             may_write = not writer.done and now >= writer.not_before
             want_write = may_write or pending_output(sock)
@@ -184,6 +191,38 @@ def _run(
                 last_progress = time.monotonic()
     sock.settimeout(timeout)
     return Outcome(bytes(received), eof, reset, time.monotonic() - started, truncated(sock))
+
+
+def stall_report(*, overdue: bool, timeout: float, sent: int, total: int, received: int, shut: bool) -> str:
+    """Why an exchange stopped, as what the server did not do, with the counters."""
+    if overdue:
+        what = f"not complete within {timeout} s (still moving, but too slowly)"
+    elif shut and received >= total:
+        what = (
+            f"no FIN {STALL_S:.0f} s after the whole echo: "
+            "the server never closes after the client's half-close?"
+        )
+    elif received >= sent and sent < total:
+        what = (
+            f"the server stopped reading after {sent} bytes although it echoed all of them: "
+            "does it wait for something (a newline, a full buffer) before reading on?"
+        )
+    elif sent < total:
+        what = (
+            f"the server stopped reading after {sent} bytes and echoed only {received}: does it read "
+            "everything before writing, or block writing to a client it is not reading from?"
+        )
+    elif shut:
+        what = (
+            f"the echo stopped at {received} of {sent} bytes and nothing came for {STALL_S:.0f} s after the "
+            "client's half-close: data dropped at EOF, or a write that never finished?"
+        )
+    else:
+        what = (
+            f"the echo stopped at {received} of {sent} bytes and nothing came for {STALL_S:.0f} s: "
+            "one recv() taken as one message, or a write that never finished?"
+        )
+    return f"{what} (sent {sent} of {total} bytes, received {received}, half-closed={shut})"
 
 
 def _write_or_flush(writer: _Writer, sock: Stream, may_write: bool) -> None:

@@ -1,8 +1,13 @@
-"""The conformance matrix: scenarios x implementations, in the terminal, as JSON and as HTML.
+"""The conformance matrix: scenarios x targets, in the terminal, as JSON and as HTML.
 
 Under pytest-xdist the workers run the tests and the controller receives their reports; each
-report carries the scenario's ID, title, level and target in ``user_properties``, so the matrix
-is built in the controller from reports alone and is the same with or without ``-n``.
+report carries the scenario's ID, title, level, target and verdict in ``user_properties``, so
+the matrix is built in the controller from reports alone and is the same with or without ``-n``.
+The verdict of a test is the suite's own (see ``conformance.plugin``): PASS; FAIL (a MUST
+failed); NON-STRICT (a SHOULD failed: reported, the run passes); EXPECTED (a failure the
+``--expect`` file lists, with its reason: reported, the run passes); SKIP (with the reason). A
+cell is every test of one scenario on one target: its verdict is the worst of them, and it
+keeps every case that did not pass, so a report shows all the ways a scenario failed.
 """
 
 from __future__ import annotations
@@ -16,27 +21,44 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
+from conformance.harness.scenarios import Scenario
 
-from conformance.harness.scenarios import Scenario, scenario_of
-
-PASS, FAIL, NON_STRICT, SKIP = "PASS", "FAIL", "NON-STRICT", "SKIP"
-SEVERITY = {SKIP: 0, PASS: 1, NON_STRICT: 2, FAIL: 3}
+PASS, FAIL, NON_STRICT, EXPECTED, SKIP = "PASS", "FAIL", "NON-STRICT", "EXPECTED", "SKIP"
+SEVERITY = {SKIP: 0, PASS: 1, EXPECTED: 2, NON_STRICT: 3, FAIL: 4}
 DETAIL_LIMIT = 6000
+# The terminal matrix: one short column per target, numbered, so that it fits TERMINAL_WIDTH.
+TERMINAL_WIDTH = 120
+SHORT = {PASS: "pass", FAIL: "FAIL", NON_STRICT: "ns", EXPECTED: "exp", SKIP: "skip"}
+COLUMN = 5  # "skip" plus a space
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test of a cell that did not pass: which, how, and the command that replays it."""
+
+    name: str
+    verdict: str
+    summary: str
+    detail: str
+    replay: str = ""
 
 
 @dataclass
 class Cell:
     verdict: str = SKIP
-    summary: str = ""  # one line: the assertion that failed, or the reason for a skip
+    summary: str = ""  # one line: the worst case's failed assertion, or the reason for a skip
     detail: str = ""
+    cases: list[Case] = field(default_factory=list)  # every case that did not pass
+    runs: int = 0  # tests (call phases) that ran in this cell, passed or not
 
-    def merge(self, verdict: str, summary: str, detail: str) -> None:
-        """Keep the worst verdict of all the tests and phases that make up the cell."""
-        if SEVERITY[verdict] > SEVERITY[self.verdict] or (
-            verdict == self.verdict == SKIP and not self.summary
+    def merge(self, case: Case) -> None:
+        """Keep every case that did not pass; the cell's verdict is the worst of them."""
+        if case.verdict != PASS:
+            self.cases.append(case)
+        if SEVERITY[case.verdict] > SEVERITY[self.verdict] or (
+            case.verdict == self.verdict == SKIP and not self.summary
         ):
-            self.verdict, self.summary, self.detail = verdict, summary, detail[-DETAIL_LIMIT:]
+            self.verdict, self.summary, self.detail = case.verdict, case.summary, case.detail[-DETAIL_LIMIT:]
 
 
 @dataclass
@@ -44,12 +66,18 @@ class Matrix:
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     targets: list[str] = field(default_factory=list)
     cells: dict[tuple[str, str], Cell] = field(default_factory=dict)
+    expected: dict[str, str] = field(default_factory=dict)  # --expect: scenario ID -> reason
+    order: list[str] = field(default_factory=list)  # the session's targets, in the order they were given
 
-    def record(self, scenario: Scenario, target: str, verdict: str, summary: str, detail: str) -> None:
+    def record(self, scenario: Scenario, target: str, case: Case, ran: bool) -> None:
         self.scenarios.setdefault(scenario.id, scenario)
         if target not in self.targets:
             self.targets.append(target)
-        self.cells.setdefault((scenario.id, target), Cell()).merge(verdict, summary, detail)
+            rank = {name: index for index, name in enumerate(self.order)}
+            self.targets.sort(key=lambda name: rank.get(name, len(rank)))
+        cell = self.cells.setdefault((scenario.id, target), Cell())
+        cell.merge(case)
+        cell.runs += ran
 
     def rows(self) -> list[Scenario]:
         return [self.scenarios[key] for key in sorted(self.scenarios)]
@@ -63,6 +91,15 @@ class Matrix:
             totals[target][cell.verdict] += 1
         return totals
 
+    def now_passing(self) -> list[str]:
+        """Scenarios the --expect file lists as failing that passed wherever they ran."""
+        return [
+            scenario_id
+            for scenario_id in sorted(self.expected)
+            if (cells := [c for (sid, _), c in self.cells.items() if sid == scenario_id])
+            and all(cell.verdict == PASS for cell in cells)
+        ]
+
     def as_json(self, command: str) -> dict[str, Any]:
         return {
             "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -70,6 +107,8 @@ class Matrix:
             "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
             "targets": self.targets,
             "totals": self.totals(),
+            "expected": self.expected,
+            "now_passing": self.now_passing(),
             "scenarios": [
                 {
                     "id": row.id,
@@ -77,7 +116,13 @@ class Matrix:
                     "level": row.level,
                     "title": row.title,
                     "results": {
-                        target: {"verdict": cell.verdict, "summary": cell.summary, "detail": cell.detail}
+                        target: {
+                            "verdict": cell.verdict,
+                            "summary": cell.summary,
+                            "detail": cell.detail,
+                            "runs": cell.runs,
+                            "cases": [vars(case) for case in cell.cases],
+                        }
                         for target in self.targets
                         if (cell := self.cell(row.id, target)) is not None
                     },
@@ -87,115 +132,53 @@ class Matrix:
         }
 
 
-def _summary(report: pytest.TestReport) -> str:
-    """One line that says what happened: the failed assertion's message or the skip reason."""
-    if isinstance(report.longrepr, tuple):
-        return report.longrepr[2].removeprefix("Skipped: ")
-    crash = getattr(report.longrepr, "reprcrash", None)
-    message = getattr(crash, "message", "") or report.longreprtext
-    return next((line.strip() for line in message.splitlines() if line.strip()), "")
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + "…"
 
 
-def _verdict(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    """Map one phase's report to (verdict, summary, detail); None: the phase says nothing new."""
-    if report.passed:
-        return (PASS, "", "") if report.when == "call" else None
-    if hasattr(report, "wasxfail"):
-        # A SHOULD scenario is marked xfail(strict=False) unless --strict: a failure is
-        # NON-STRICT, a pass is an ordinary PASS.
-        return (NON_STRICT, _summary(report), report.longreprtext) if report.skipped else (PASS, "", "")
-    if report.skipped:
-        reason = _summary(report)
-        return SKIP, reason, reason
-    return FAIL, _summary(report), report.longreprtext
-
-
-def _properties(report: pytest.TestReport) -> dict[str, Any]:
-    return dict(report.user_properties)
-
-
-class MatrixPlugin:
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.matrix = Matrix()
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
-        for item in items:
-            if (found := scenario_of(item)) is None:
-                continue
-            target = getattr(item, "callspec", None)
-            target_name = getattr(target.params.get("target"), "name", "?") if target else "?"
-            item.user_properties.extend(
-                [
-                    ("scenario", found.id),
-                    ("title", found.title),
-                    ("level", found.level),
-                    ("target", target_name),
-                ]
-            )
-            if found.level == "SHOULD" and not config.getoption("strict"):
-                item.add_marker(
-                    pytest.mark.xfail(
-                        strict=False, reason=f"{found.id} is a SHOULD: a failure is reported as NON-STRICT"
-                    )
-                )
-
-    def pytest_itemcollected(self, item: pytest.Item) -> None:
-        if (found := scenario_of(item)) is not None:
-            item.extra_keyword_matches.add(found.id)  # so that -k ECHO-001 selects it
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        props = _properties(report)
-        if "scenario" not in props or (verdict := _verdict(report)) is None:
-            return
-        found = Scenario(props["scenario"], props["title"], props["level"])
-        self.matrix.record(found, props["target"], *verdict)
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> bool | None:
-        if not self.config.getoption("list_scenarios"):
-            return None
-        sys.stdout.write(list_scenarios(session.items) + "\n")
-        return True
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.matrix.scenarios:
-            return
-        terminalreporter.section("conformance matrix")
-        for line in render_text(self.matrix).splitlines():
-            terminalreporter.write_line(line)
-        command = " ".join(["pytest", *self.config.invocation_params.args])
-        for option, writer in (("report_json", write_json), ("report_html", write_html)):
-            path = self.config.getoption(option)
-            if path:
-                writer(self.matrix, Path(path), command)
-                terminalreporter.write_line(f"matrix written to {path}")
-
-
-def render_text(matrix: Matrix) -> str:
-    width = max(12, *(len(target) + 2 for target in matrix.targets))
-    header = (
-        f"{'scenario':<10} {'level':<7}"
-        + "".join(f"{target:<{width}}" for target in matrix.targets)
-        + "title"
+def render_text(matrix: Matrix, width: int = TERMINAL_WIDTH) -> str:
+    """The matrix in at most ``width`` columns: targets are numbered columns with a legend,
+    verdicts are short words, titles are cut to fit; then a note per cell that did not pass."""
+    keys = [str(number) for number in range(1, len(matrix.targets) + 1)]
+    column = max(COLUMN, *(len(key) + 1 for key in keys))
+    prefix = f"{'scenario':<11}{'level':<7}"
+    title_width = width - len(prefix) - column * len(keys)
+    legend = "targets: " + ", ".join(
+        f"{key} {target}" for key, target in zip(keys, matrix.targets, strict=True)
     )
-    lines = [header, "-" * len(header)]
+    words = "verdicts: " + ", ".join(f"{SHORT[verdict]} {verdict}" for verdict in SEVERITY)
+    header = prefix + "".join(f"{key:<{column}}" for key in keys) + "title"
+    lines = [*_wrap(legend, width), _cut(words, width), header, "-" * min(width, len(header) + 40)]
     notes: list[str] = []
     for row in matrix.rows():
         verdicts = ""
-        for target in matrix.targets:
+        for key, target in zip(keys, matrix.targets, strict=True):
             cell = matrix.cell(row.id, target)
-            verdicts += f"{cell.verdict if cell else '-':<{width}}"
-            if cell and cell.verdict in (SKIP, NON_STRICT, FAIL):
-                notes.append(f"  {row.id} [{target}] {cell.verdict}: {cell.summary[:150]}")
-        lines.append(f"{row.id:<10} {row.level:<7}{verdicts}{row.title}")
+            verdicts += f"{SHORT[cell.verdict] if cell else '-':<{column}}"
+            if cell and cell.verdict != PASS:
+                notes.append(_cut(f"  {row.id} [{key} {target}] {cell.verdict}: {cell.summary}", width))
+        lines.append(f"{row.id:<11}{row.level:<7}{verdicts}{_cut(row.title, title_width)}")
+    lines.append("-" * min(width, len(header) + 40))
     totals = matrix.totals()
-    lines.append("-" * len(header))
-    for target in matrix.targets:
+    for key, target in zip(keys, matrix.targets, strict=True):
         counts = ", ".join(f"{count} {verdict}" for verdict, count in totals[target].items() if count)
-        lines.append(f"{target}: {counts}")
+        lines.append(_cut(f"{key} {target}: {counts}", width))
+    if now_passing := matrix.now_passing():
+        notes.append(
+            _cut(f"  listed as failing in --expect but passed: {', '.join(now_passing)} (remove them)", width)
+        )
     return "\n".join(lines + (["", "notes:", *notes] if notes else []))
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = "  " + word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line]
 
 
 def write_json(matrix: Matrix, path: Path, command: str) -> None:
@@ -207,28 +190,40 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse}th,td{border:1px solid #ccc;padding:.3em .6em;vertical-align:top}
 th{background:#f4f4f4;text-align:left}.PASS{background:#d9f2d9}.FAIL{background:#f7c6c6}
-.NON-STRICT{background:#fbe9b7}.SKIP{background:#e8e8e8;color:#555}
-details pre{max-width:60em;white-space:pre-wrap;font-size:.8em}
+.NON-STRICT{background:#fbe9b7}.EXPECTED{background:#dde6f7}.SKIP{background:#e8e8e8;color:#555}
+td.cell{min-width:6em;max-width:28em;overflow-wrap:anywhere}
+details summary{cursor:pointer}details pre{max-width:60em;white-space:pre-wrap;font-size:.8em}
+code{overflow-wrap:anywhere}
 """
+
+
+def _html_case(case: Case) -> str:
+    replay = f"<p>replay: <code>{html.escape(case.replay)}</code></p>" if case.replay else ""
+    return (
+        f"<details><summary>{html.escape(case.name)}: {case.verdict}: {html.escape(case.summary)}</summary>"
+        f"{replay}<pre>{html.escape(case.detail)}</pre></details>"
+    )
 
 
 def _html_cell(cell: Cell | None) -> str:
     if cell is None:
         return "<td>-</td>"
-    if not cell.detail:
-        return f'<td class="{cell.verdict}">{cell.verdict}</td>'
-    return (
-        f'<td class="{cell.verdict}"><details><summary>{cell.verdict}: {html.escape(cell.summary[:100])}'
-        "</summary>"
-        f"<pre>{html.escape(cell.detail)}</pre></details></td>"
-    )
+    runs = f" ({len(cell.cases)} of {cell.runs} cases)" if cell.cases and cell.runs > 1 else ""
+    cases = "".join(_html_case(case) for case in cell.cases)
+    return f'<td class="cell {cell.verdict}"><b>{cell.verdict}</b>{runs}{cases}</td>'
 
 
 def write_html(matrix: Matrix, path: Path, command: str) -> None:
     data = matrix.as_json(command)
     heads = "".join(f"<th>{html.escape(target)}</th>" for target in matrix.targets)
     rows = "".join(
-        f"<tr><td>{row.id}</td><td>{row.level}</td><td>{html.escape(row.title)}</td>"
+        f"<tr><td>{row.id}</td><td>{row.level}</td><td>{html.escape(row.title)}"
+        + (
+            f"<br><i>expected to fail: {html.escape(matrix.expected[row.id])}</i>"
+            if row.id in matrix.expected
+            else ""
+        )
+        + "</td>"
         + "".join(_html_cell(matrix.cell(row.id, target)) for target in matrix.targets)
         + "</tr>"
         for row in matrix.rows()
@@ -239,20 +234,20 @@ def write_html(matrix: Matrix, path: Path, command: str) -> None:
         + "</li>"
         for target, counts in data["totals"].items()
     )
+    now_passing = (
+        f"<p>Listed as failing in the expectation file, but passed: {', '.join(data['now_passing'])}.</p>"
+        if data["now_passing"]
+        else ""
+    )
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Echo conformance matrix</title><style>{_CSS}</style></head><body>"
         "<h1>Echo server conformance matrix</h1>"
         f"<p>Generated {data['generated']} on {html.escape(data['machine']['platform'])}, "
         f"Python {data['machine']['python']}.<br>Command: <code>{html.escape(command)}</code></p>"
-        f"<ul>{totals}</ul>"
+        f"<ul>{totals}</ul>{now_passing}"
         f"<table><tr><th>scenario</th><th>level</th><th>title</th>{heads}</tr>{rows}</table>"
         "</body></html>\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
-
-
-def list_scenarios(items: list[pytest.Item]) -> str:
-    found = {s.id: s for item in items if (s := scenario_of(item)) is not None}
-    return "\n".join(f"{s.id:<10} {s.level:<7} {s.title}" for s in (found[key] for key in sorted(found)))

@@ -1,6 +1,7 @@
 """Start, watch and stop the echo server under test.
 
-Two ways to know a server is ready, both against a deadline:
+One launcher, ``launch()``: it starts the process and returns it once it is ready. Two ways
+to know a server is ready, both against a deadline:
 - a built-in server announces ``[server] listening on HOST:PORT`` on stdout after listen();
 - an external command (``--server-cmd``) need not announce anything, so the harness connects
   until the port accepts, checking all the while that the process is still alive.
@@ -30,10 +31,21 @@ STARTUP_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 1.0  # the time a built-in server is allowed to exit after SIGTERM
 KILL_TIMEOUT_S = 5.0
 CONNECT_PROBE_INTERVAL_S = 0.02
+MAX_PORT = 65535
 
 
 class ServerStartError(RuntimeError):
     """The server did not become ready; the message says why and shows its stderr."""
+
+    def __init__(self, problem: str, command: str, stderr: str) -> None:
+        super().__init__(f"{problem}\n  command: {command}\n  stderr:\n{stderr.strip() or '(empty)'}")
+        self.problem = problem
+        self.stderr = stderr
+
+    def one_line(self) -> str:
+        """The problem and the last line the server wrote on stderr, for a one-line report."""
+        last = next((line.strip() for line in reversed(self.stderr.splitlines()) if line.strip()), "")
+        return f"{self.problem} (stderr: {last})" if last else f"{self.problem} (nothing on stderr)"
 
 
 @dataclass(frozen=True)
@@ -56,10 +68,12 @@ class Address:
 
     @classmethod
     def parse(cls, text: str) -> Address:
-        """Parse ``HOST:PORT`` or ``[V6HOST]:PORT``."""
+        """Parse ``HOST:PORT`` or ``[V6HOST]:PORT``; the port must be 1-65535."""
         host, sep, port = text.rpartition(":")
-        if not sep or not port.isdigit() or not host:
-            raise ValueError(f"expected HOST:PORT, got {text!r}")
+        if not sep or not port.isdigit() or not host.strip("[]"):
+            raise ValueError(f"expected HOST:PORT (or [V6HOST]:PORT), got {text!r}")
+        if not 1 <= int(port) <= MAX_PORT:
+            raise ValueError(f"port {port} is out of range (1-{MAX_PORT}) in {text!r}")
         return cls(host.strip("[]"), int(port))
 
 
@@ -135,11 +149,20 @@ class ServerProcess:
         if self.process.stdout is not None:
             self.process.stdout.close()
 
-    def _explain(self, problem: str) -> str:
-        stderr = self.stderr_text().strip() or "(empty)"
-        return f"{problem}\n  command: {self.command_text}\n  stderr:\n{stderr}"
+    def _start_error(self, problem: str) -> ServerStartError:
+        return ServerStartError(problem, self.command_text, self.stderr_text())
 
-    def wait_for_announce(self, timeout: float = STARTUP_TIMEOUT_S) -> Address:
+    def wait_ready(self, at: Address | None, timeout: float) -> Address:
+        """Wait until the server is ready and return where to connect: with ``at`` None, until
+        it announces its address; otherwise until it accepts at ``at``. Raises ServerStartError
+        (the process is gone by then) if it exits first or the deadline passes."""
+        if at is None:
+            announced = self._wait_for_announce(timeout)
+            return Address(connectable_host(announced.host), announced.port)
+        self._wait_until_accepting(at, timeout)
+        return at
+
+    def _wait_for_announce(self, timeout: float) -> Address:
         """Read stdout until the announce line, the process's exit, or the deadline."""
         assert self.process.stdout is not None
         deadline = time.monotonic() + timeout
@@ -152,14 +175,12 @@ class ServerProcess:
                 if not chunk:
                     code = self.process.wait(timeout=KILL_TIMEOUT_S)
                     self._release()
-                    raise ServerStartError(self._explain(f"server exited ({code}) before announcing"))
+                    raise self._start_error(f"server exited ({code}) before announcing")
                 if (address := self._consume_stdout(chunk)) is not None:
                     self._drain_stdout_in_background()
                     return address
         self.kill()
-        raise ServerStartError(
-            self._explain(f"server did not announce '[server] listening on ...' within {timeout} s")
-        )
+        raise self._start_error(f"server did not announce '[server] listening on ...' within {timeout} s")
 
     def _consume_stdout(self, chunk: bytes) -> Address | None:
         *lines, self._pending_stdout = (self._pending_stdout + chunk).split(b"\n")
@@ -176,14 +197,14 @@ class ServerProcess:
         self._stdout_reader = threading.Thread(target=lambda: self.stdout_lines.extend(stdout), daemon=True)
         self._stdout_reader.start()
 
-    def wait_until_accepting(self, address: Address, timeout: float = STARTUP_TIMEOUT_S) -> None:
+    def _wait_until_accepting(self, address: Address, timeout: float) -> None:
         """Connect until the server accepts (for servers that do not announce)."""
         deadline = time.monotonic() + timeout
         last_error: OSError | None = None
         while time.monotonic() < deadline:
             if (code := self.process.poll()) is not None:
                 self._release()
-                raise ServerStartError(self._explain(f"server exited ({code}) before accepting"))
+                raise self._start_error(f"server exited ({code}) before accepting")
             try:
                 with socket.create_connection((address.host, address.port), timeout=1.0):
                     return
@@ -192,9 +213,7 @@ class ServerProcess:
             # A readiness probe, not a sleep for readiness: the loop ends on the first accept.
             time.sleep(CONNECT_PROBE_INTERVAL_S)
         self.kill()
-        raise ServerStartError(
-            self._explain(f"server did not accept on {address} within {timeout} s ({last_error})")
-        )
+        raise self._start_error(f"server did not accept on {address} within {timeout} s ({last_error})")
 
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> tuple[int, float]:
         """SIGTERM, wait up to ``timeout``, kill if it must. Returns (exit code, seconds)."""
@@ -219,37 +238,26 @@ class ServerProcess:
             os.killpg(self.process.pid, signum)
 
 
-def start_announcing(
-    argv: list[str], timeout: float = STARTUP_TIMEOUT_S, env: dict[str, str] | None = None
+def launch(
+    argv: list[str],
+    *,
+    ready_at: Address | None = None,
+    shell: bool = False,
+    env: dict[str, str] | None = None,
+    timeout: float = STARTUP_TIMEOUT_S,
 ) -> tuple[ServerProcess, Address]:
-    """Start a server that announces its address (in environment ``env``, None: ours); return
-    it once it has."""
-    return until_announced(ServerProcess(argv, env=env), timeout)
+    """The one launcher: start a server process and return it once it is ready, with the address
+    to connect to. With ``ready_at`` None the server must announce itself; otherwise it is ready
+    once it accepts there (an external command that announces nothing)."""
+    server = ServerProcess(argv, shell=shell, env=env)
+    return server, server.wait_ready(ready_at, timeout)
 
 
-def until_announced(server: ServerProcess, timeout: float) -> tuple[ServerProcess, Address]:
-    """Wait for ``server``'s announce line; return it with the address to connect to."""
-    announced = server.wait_for_announce(timeout)
-    return server, Address(connectable_host(announced.host), announced.port)
-
-
-def spawn_command(
-    template: str, host: str, port: int, values: Mapping[str, str] | None = None
-) -> ServerProcess:
-    """Start a ``--server-cmd`` template with ``{port}``, ``{host}`` (and any other ``values``,
-    such as ``{cert}``) filled in, not waiting."""
+def fill_command(template: str, host: str, port: int, values: Mapping[str, str] | None = None) -> str:
+    """A ``--server-cmd`` template with ``{port}``, ``{host}`` (and any other ``values``, such as
+    ``{cert}``) filled in, run through ``exec`` so that the shell becomes the server and its pid
+    is the server's (for /proc checks)."""
     command = template
     for name, value in {**(values or {}), "port": str(port), "host": host}.items():
         command = command.replace(f"{{{name}}}", value)
-    # exec: the shell becomes the server, so its pid is the server's (for /proc checks).
-    return ServerProcess([f"exec {command}"], shell=True)  # noqa: S604 - --server-cmd is a shell command by design
-
-
-def start_command(
-    template: str, host: str, timeout: float = STARTUP_TIMEOUT_S, values: Mapping[str, str] | None = None
-) -> tuple[ServerProcess, Address]:
-    """Start ``--server-cmd`` with ``{port}`` filled in; return it once it accepts."""
-    address = Address(host, free_port(host))
-    server = spawn_command(template, host, address.port, values)
-    server.wait_until_accepting(address, timeout)
-    return server, address
+    return f"exec {command}"

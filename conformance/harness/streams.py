@@ -1,7 +1,9 @@
 """Compare what was sent with what came back, and explain a difference.
 
 A failure report says what was sent and what came back: both lengths, the first differing
-offset, a hexdump window around it, which connection, and how to replay it.
+offset, a hexdump window around it, which connection, what the data was, and the likely cause
+(the shape of the difference usually names the bug). The command line that replays the
+scenario is added by the plugin.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ WINDOW = 32  # bytes of context shown on each side of the first difference
 
 def seeded_payload(size: int, seed: int) -> bytes:
     """Large payloads are drawn as (size, seed), never as huge Hypothesis binaries: the pair is
-    all a failure report needs to replay them."""
+    all a failure report needs to describe them, and Hypothesis prints it with the failure."""
     return random.Random(seed).randbytes(size)
 
 
@@ -40,25 +42,64 @@ def hexdump(data: bytes, start: int, end: int, mark: int) -> str:
     return "\n".join(lines) if lines else "  (nothing)"
 
 
-def describe_mismatch(expected: bytes, actual: bytes, *, what: str = "", replay: str = "") -> str:
+# Sizes a server's read buffer often has: an echo that stops at one of them was one recv().
+BUFFER_SIZES = frozenset(1 << bits for bits in range(9, 21)) | {1000, 1400, 1448, 1460, 8000, 65535}
+REPLACEMENT_CHARACTER = "\ufffd".encode()
+
+
+def likely_cause(expected: bytes, actual: bytes) -> str:
+    """What a difference between the two streams most likely means, as a question."""
+    short = expected.startswith(actual)
+    causes = (
+        (not actual, "nothing came back: does the server echo at all, or close at once?"),
+        (
+            short and len(actual) in BUFFER_SIZES,
+            f"the echo stopped at {len(actual)} bytes, a buffer size: one recv() taken as one message?",
+        ),
+        (
+            short,
+            f"the echo stopped after {len(actual)} of {len(expected)} bytes: the rest lost, "
+            "e.g. a partial write not retried, or data dropped at the client's EOF?",
+        ),
+        (
+            actual.startswith(expected),
+            "extra bytes after the echo: another connection's, or a chunk sent twice?",
+        ),
+        (bool(expected) and expected in actual, "bytes before the echo: a banner or greeting?"),
+        (
+            REPLACEMENT_CHARACTER in actual and REPLACEMENT_CHARACTER not in expected,
+            "U+FFFD in the echo: the server decodes the stream as text and re-encodes it?",
+        ),
+        (
+            len(actual) == len(expected),
+            "bytes altered in place: a buffer shared between connections, or a text conversion?",
+        ),
+    )
+    return next(
+        (cause for matches, cause in causes if matches),
+        "bytes out of order or from elsewhere: a buffer shared between connections?",
+    )
+
+
+def describe_mismatch(expected: bytes, actual: bytes, *, what: str = "", data: str = "") -> str:
     offset = first_difference(expected, actual)
     if offset is None:
         return ""
     start, end = max(0, offset - WINDOW), offset + WINDOW
     parts = [
-        f"echo mismatch{f' on {what}' if what else ''}: sent {len(expected)} bytes, "
-        f"received {len(actual)} bytes, first difference at offset {offset}",
+        f"echo mismatch{f' on {what}' if what else ''}: {likely_cause(expected, actual)}",
+        f"  sent {len(expected)} bytes, received {len(actual)} bytes, first difference at offset {offset}",
         "  sent:",
         hexdump(expected, start, min(end, len(expected)), offset),
         "  received:",
         hexdump(actual, start, min(end, len(actual)), offset),
     ]
-    if replay:
-        parts.append(f"  replay: {replay}")
+    if data:
+        parts.append(f"  data: {data}")
     return "\n".join(parts)
 
 
-def assert_same_stream(expected: bytes, actual: bytes, *, what: str = "", replay: str = "") -> None:
+def assert_same_stream(expected: bytes, actual: bytes, *, what: str = "", data: str = "") -> None:
     """Fail with a readable report unless the two byte streams are identical."""
     if expected != actual:
-        raise AssertionError(describe_mismatch(expected, actual, what=what, replay=replay))
+        raise AssertionError(describe_mismatch(expected, actual, what=what, data=data))

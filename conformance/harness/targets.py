@@ -1,14 +1,22 @@
 """What the suite runs against: a row of the implementation table, a command, or an address.
 
-A ``Target`` knows how to reach the server, whether the suite owns its process (so /proc
-checks and lifecycle checks apply), and how to start a fresh instance of it for scenarios
-that need their own (restart on the same port, SIGTERM with connections open, ...).
+A ``TargetSpec`` says how to obtain a server; ``TargetSpec.launch`` is the one way to a ready
+one, for every kind of target and on any port asked for. A ``Target`` is a running server
+under test: it knows how to reach it, whether the suite owns its process (so /proc checks and
+lifecycle checks apply), and the one restart policy (``recover``): a server the suite started
+that has died is charged to whoever was using it, and replaced by a fresh instance for what
+comes next. The conformance plugin applies it around every test to every ``Target`` a test
+uses (the conformance ``target``, the benchmarks' ``server``), and STATE's machine between its
+examples; scenarios that need an instance of their own (restart on the same port, SIGTERM with
+connections open, ...) take one from ``fresh_server``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,17 +31,20 @@ from conformance.harness.servers import (
     Address,
     ServerProcess,
     ServerStartError,
-    spawn_command,
-    start_command,
-    until_announced,
+    fill_command,
+    free_port,
+    launch,
 )
 from conformance.harness.tls import ClientTLS, TestCertificates
-from impls.table import ANNOUNCES, NEEDS_CPP_BUILD, STANDARD, TLS, Implementation
+from impls.table import ANNOUNCES, NEEDS_CPP_BUILD, STANDARD, TCP, TLS, Implementation
 
 EXTERNAL = "external"
-TCP = "tcp"
-TRANSPORTS = (TCP, TLS)
 WHOLE_STDERR = 1 << 20  # where a sanitizer report is looked for: all the stderr kept
+REACH_TIMEOUT_S = 5.0  # the up-front check of a --server-addr
+
+
+class ServerUnavailable(RuntimeError):
+    """The server could not be started or reached; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -64,40 +75,46 @@ class TargetSpec:
     def tls(self) -> bool:
         return self.transport == TLS
 
+    @property
+    def can_launch(self) -> bool:
+        return self.address is None
+
     def reach(self, address: Address) -> Address:
         """The address as the client must use it: over TLS, with this target's client settings."""
         return Address(address.host, address.port, self.client_tls if self.tls else None)
 
-    def spawn(self, host: str | None = None, port: int = 0) -> ServerProcess:
-        """Start a server process without waiting for it (a row, or --server-cmd filled in)."""
+    def start(self, host: str | None = None, port: int = 0) -> ServerProcess:
+        """The server's process, started and not waited for (the busy-port scenarios watch it
+        fail); ``launch`` is the way to a ready server."""
+        return ServerProcess(*self._command(host or self.host, port))
+
+    def launch(self, host: str | None = None, port: int = 0) -> tuple[ServerProcess, Address]:
+        """Start a fresh server and return it once it is ready, with the address to connect to.
+
+        A row, or a command declared to announce, is ready at its announce line (port 0: the
+        port it announces). Any other command is ready once it accepts on ``port`` -- a free
+        one picked here when ``port`` is 0, since such a command cannot say which it took.
+        """
         host = host or self.host
+        announces = self.implementation is not None or self.has(ANNOUNCES)
+        if not announces and port == 0:
+            port = free_port(host)
+        argv, shell, env = self._command(host, port)
+        ready_at = None if announces else Address(host, port)
+        server, address = launch(argv, ready_at=ready_at, shell=shell, env=env, timeout=self.startup_timeout)
+        return server, self.reach(address)
+
+    def _command(self, host: str, port: int) -> tuple[list[str], bool, dict[str, str] | None]:
+        """(argv, whether it is a shell command, environment) of a server on ``host:port``."""
         if self.implementation is not None:
             if self.implementation.has(NEEDS_CPP_BUILD):
                 ensure_cpp_built(Path(self.implementation.command[0]).parent)  # the variant it runs
             files = self.certificates.files() if self.tls and self.certificates else None
-            return ServerProcess(self.implementation.argv(host, port, files), env=self.implementation.env())
+            return self.implementation.argv(host, port, files), False, self.implementation.env()
         if self.command is None:
             raise RuntimeError(f"{self.name}: the suite cannot start a server given only an address")
-        return spawn_command(self.command, host, port, self._placeholders())
-
-    def launch(self, host: str | None = None, port: int = 0) -> tuple[ServerProcess, Address]:
-        """Start a fresh server process and wait until it is ready."""
-        host = host or self.host
-        if self.implementation is not None or self.has(ANNOUNCES):
-            # A row, or a command declared to announce: its announce line means ready.
-            server, address = until_announced(self.spawn(host, port), self.startup_timeout)
-        elif self.command is not None:
-            server, address = start_command(self.command, host, self.startup_timeout, self._placeholders())
-        else:
-            raise RuntimeError(f"{self.name}: the suite cannot start a server given only an address")
-        return server, self.reach(address)
-
-    def _placeholders(self) -> dict[str, str]:
-        return self.certificates.placeholders() if self.certificates else {}
-
-    @property
-    def can_launch(self) -> bool:
-        return self.address is None
+        placeholders = self.certificates.placeholders() if self.certificates else {}
+        return [fill_command(self.command, host, port, placeholders)], True, None
 
     def unavailable(self) -> str | None:
         """Why this target cannot run here (a row without TLS asked for TLS), or None."""
@@ -108,6 +125,44 @@ class TargetSpec:
         if self.implementation.has(NEEDS_CPP_BUILD):
             return cpp_without_tls(Path(self.implementation.command[0]))
         return None
+
+    def check_available(self) -> None:
+        """The up-front check of a run: the server can be started (and stopped), or reached at
+        its address. Raises ServerUnavailable with one line that says why not."""
+        if self.unavailable():
+            return  # its tests skip, with the reason
+        if self.address is not None:
+            try:
+                socket.create_connection(
+                    (self.address.host, self.address.port), timeout=REACH_TIMEOUT_S
+                ).close()
+            except OSError as exc:
+                raise ServerUnavailable(f"cannot reach {self.address}: {exc.strerror or exc}") from exc
+            return
+        try:
+            server, _ = self.launch()
+        except BuildError as exc:
+            raise ServerUnavailable(f"{self.name}: {str(exc).splitlines()[0]}") from exc
+        except ServerStartError as exc:
+            raise ServerUnavailable(f"{self.name}: {exc.one_line()}") from exc
+        server.stop()
+
+    def replay_options(self) -> list[str]:
+        """The echo-conformance options that select this target again."""
+        if self.implementation is not None:
+            options = ["--impl", self.implementation.name]
+        elif self.command is not None:
+            options = ["--server-cmd", self.command]
+            if self.capabilities:
+                options += ["--server-capabilities", ",".join(sorted(self.capabilities))]
+        else:
+            options = [str(self.address)]
+        return [*options, "--transport", self.transport]
+
+
+def replay_command(spec: TargetSpec, scenario_id: str, extra: list[str]) -> str:
+    """A shell command line that runs one scenario against one target again."""
+    return shlex.join(["echo-conformance", *spec.replay_options(), "--scenario", scenario_id, *extra])
 
 
 def cpp_without_tls(binary: Path) -> str | None:
@@ -129,16 +184,23 @@ class Target:
     address: Address
     server: ServerProcess | None  # None when the suite did not start it (--server-addr)
 
+    @classmethod
+    def open(cls, spec: TargetSpec) -> Target:
+        """The server of a spec: started (and ready), or the running one at its address."""
+        if spec.address is not None:
+            return cls(spec, spec.reach(spec.address), None)
+        server, address = spec.launch()
+        return cls(spec, address, server)
+
     @property
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def pid(self) -> int:
-        """The server's pid; skips the calling test when the suite did not start the server."""
+    def require_process(self) -> ServerProcess:
+        """The server's process; skips the calling test when the suite did not start the server."""
         if self.server is None:
             pytest.skip("needs the server's process: the suite did not start it (--server-addr)")
-        return self.server.pid
+        return self.server
 
     def death(self, grace: float = 0.0) -> str | None:
         """If the server the suite started has exited (waiting up to ``grace`` seconds for it
@@ -152,16 +214,35 @@ class Target:
         self.server.stop()  # collects its stderr and closes our ends of its pipes
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
         stderr = sanitizer_report(self.server.stderr_text(limit=WHOLE_STDERR)) or self.server.stderr_text()
-        return f"{self.name}: the server process {how} during this test\n  stderr:\n{stderr}"
+        return f"{self.name}: the server process {how}\n  stderr:\n{stderr}"
+
+    def recover(self) -> str | None:
+        """The restart policy: if the server the suite started has died, start a fresh instance
+        and return how the old one died; None if it is alive (or not the suite's to restart)."""
+        if (death := self.death()) is not None:
+            self.restart()
+        return death
 
     def restart(self) -> None:
-        """Start a fresh instance so later scenarios get a verdict of their own."""
+        """Replace the server with a fresh instance (stopping the old one if it still runs)."""
+        if self.server is not None:
+            self.server.stop()
         self.server, self.address = self.spec.launch()
 
-    def require_tls(self) -> None:
-        """Skip the calling test unless the target speaks TLS."""
-        if not self.spec.tls:
-            pytest.skip("a TLS scenario: runs only on the TLS transport (the [...-tls] targets)")
+    def close(self) -> str | None:
+        """Stop a server the suite started; return a problem to report, or None."""
+        if self.server is None:
+            return None
+        code, elapsed = self.server.stop()
+        report = sanitizer_report(self.server.stderr_text(limit=WHOLE_STDERR))
+        if self.spec.implementation is not None and report:
+            return f"{self.name}: a sanitizer reported in the server's stderr (exit status {code}):\n{report}"
+        if self.spec.implementation is not None and code != 0:
+            return (
+                f"{self.name}: server exited with {code} after SIGTERM (expected 0) "
+                f"in {elapsed:.2f} s\n  stderr:\n{self.server.stderr_text()}"
+            )
+        return None
 
     def require(self, capability: str) -> None:
         """Skip the calling test, with the reason, unless the target has the capability."""
@@ -205,29 +286,6 @@ def parse_capabilities(values: list[str]) -> frozenset[str]:
     return declared
 
 
-def open_target(spec: TargetSpec) -> Target:
-    if spec.address is not None:
-        return Target(spec, spec.reach(spec.address), None)
-    server, address = spec.launch()
-    return Target(spec, address, server)
-
-
-def close_target(target: Target) -> str | None:
-    """Stop a server the suite started; return a problem to report, or None."""
-    if target.server is None:
-        return None
-    code, elapsed = target.server.stop()
-    report = sanitizer_report(target.server.stderr_text(limit=WHOLE_STDERR))
-    if target.spec.implementation is not None and report:
-        return f"{target.name}: a sanitizer reported in the server's stderr (exit status {code}):\n{report}"
-    if target.spec.implementation is not None and code != 0:
-        return (
-            f"{target.name}: server exited with {code} after SIGTERM (expected 0) "
-            f"in {elapsed:.2f} s\n  stderr:\n{target.server.stderr_text()}"
-        )
-    return None
-
-
 @contextlib.contextmanager
 def serving(spec: TargetSpec) -> Iterator[Target]:
     """The body of a session fixture: a server that fails to start, or stops badly, fails the
@@ -236,9 +294,9 @@ def serving(spec: TargetSpec) -> Iterator[Target]:
     if reason := spec.unavailable():
         pytest.skip(reason)
     try:
-        running = open_target(spec)
+        running = Target.open(spec)
     except (BuildError, ServerStartError) as exc:
         pytest.fail(f"{spec.name}: {exc}", pytrace=False)
     yield running
-    if problem := close_target(running):
+    if problem := running.close():
         pytest.fail(problem, pytrace=False)
