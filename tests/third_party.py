@@ -112,6 +112,15 @@ LIBRARY_DEFECTS = {
     ),
 }
 
+# Evidence of a race whose rate no attempt budget makes reliable on a busy machine: these scripts
+# run in tox's report-only env (``tox -e race-reports``), which shows their outcome but does not
+# gate a submission. Everything else in tests/evidence/ reproduces deterministically, or within a
+# measured attempt budget that misses less than once in 1000 runs (each script shows its arithmetic).
+REPORT_ONLY = {
+    "socat_timing_003.py": "socat reads the two pieces separately at a 30 us gap in 30 of 30 attempts on an "
+    "idle machine, and in 0 of 30 with one core busy",
+}
+
 SERVERS: tuple[ThirdPartyServer, ...] = (
     ThirdPartyServer(
         name="socat",
