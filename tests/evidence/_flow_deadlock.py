@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 from _evidence import TIMEOUT_S, Attempts, MiB, running, until_reproduced, verdict
 
+CONTROL_TRANSFERS = 6  # a control server must complete every one of them
+STALLED_CLIENTS = 5  # per round of the LEAK evidence
+EXIT_WAIT_S = 5.0  # how long the server's processes get to exit after the last client closed
+
 
 @dataclass(frozen=True)
 class Transfer:
@@ -91,6 +95,20 @@ def first_hang(command: str, size: int, read_size: int, *, limit: int, budget_s:
         return until_reproduced(transfer, limit=limit, budget_s=budget_s)
 
 
+def hangs_in_duplex(
+    defect: str, control: str, *, size: int, read_size: int, limit: int, budget_s: float, what: str
+) -> int:
+    """The CONC evidence: transfers against ``defect`` until one hangs; CONTROL_TRANSFERS against
+    ``control`` must all complete. Returns the script's exit status."""
+    found = first_hang(defect, size, read_size, limit=limit, budget_s=budget_s)
+    control_run = first_hang(control, size, read_size, limit=CONTROL_TRANSFERS, budget_s=budget_s)
+    print(f"{defect}:\n  {found}")
+    print(f"{control} (control):\n  {control_run}")
+    return verdict(
+        found.hit is not None and control_run.hit is None and control_run.made == CONTROL_TRANSFERS, what
+    )
+
+
 def stalled_clients(command: str, clients: int, exit_wait_s: float) -> tuple[int, list[Stuck]]:
     """Clients that push until stalled, read back, and close; return (how many got their echo
     back, the server's processes still there ``exit_wait_s`` after the last one closed)."""
@@ -108,7 +126,14 @@ def stalled_clients(command: str, clients: int, exit_wait_s: float) -> tuple[int
 
 
 def leaves_processes(
-    defect: str, control: str, *, clients: int, exit_wait_s: float, limit: int, budget_s: float, what: str
+    defect: str,
+    control: str,
+    *,
+    limit: int,
+    budget_s: float,
+    what: str,
+    clients: int = STALLED_CLIENTS,
+    exit_wait_s: float = EXIT_WAIT_S,
 ) -> int:
     """The LEAK evidence: rounds of ``clients`` stalled clients against ``defect`` until one
     leaves processes behind; one round against ``control`` must echo everything and leave none.

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import sys
 
-from _evidence import MiB, verdict
-from _flow_deadlock import first_hang
+from _evidence import MiB
+from _flow_deadlock import hangs_in_duplex
 
 DEFECT = "socat TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
 CONTROL = "socat -b4096 TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
@@ -31,17 +31,17 @@ READ_SIZE = 1024  # a client that reads in small pieces: the echo goes out slowe
 # (a hang 5 s); the budget bounds the worst case. Typically the second or third transfer hangs.
 ATTEMPTS = 30
 BUDGET_S = 90.0
-CONTROL_TRANSFERS = 6  # the control must complete every one of them
 
 
 def main() -> int:
-    defect = first_hang(DEFECT, SIZE, READ_SIZE, limit=ATTEMPTS, budget_s=BUDGET_S)
-    control = first_hang(CONTROL, SIZE, READ_SIZE, limit=CONTROL_TRANSFERS, budget_s=BUDGET_S)
-    print(f"{DEFECT}:\n  {defect}")
-    print(f"{CONTROL} (control):\n  {control}")
-    return verdict(
-        defect.hit is not None and control.hit is None and control.made == CONTROL_TRANSFERS,
-        "socat hung writing to its own pipe",
+    return hangs_in_duplex(
+        DEFECT,
+        CONTROL,
+        size=SIZE,
+        read_size=READ_SIZE,
+        limit=ATTEMPTS,
+        budget_s=BUDGET_S,
+        what="socat hung writing to its own pipe",
     )
 
 
