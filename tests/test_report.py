@@ -41,6 +41,7 @@ from conformance.harness.report import (
 )
 from conformance.harness.scenarios import Scenario, catalogue
 from conformance.harness.servers import launch
+from conformance.harness.streams import likely_cause
 from impls.table import BY_NAME, IMPLEMENTATIONS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -515,3 +516,17 @@ def test_the_terminal_matrix_fits_120_columns() -> None:
     lines = render_text(matrix).splitlines()
     assert max(map(len, lines)) <= TERMINAL_WIDTH, max(lines, key=len)
     assert len(matrix.targets) == 16
+
+
+@pytest.mark.parametrize(
+    ("sent", "echoed", "cause"),
+    [
+        (300_000, 65_536, "a buffer size: one recv() taken as one message?"),
+        (262_144, 32_741, "at most one read's worth: one recv() taken as one message?"),
+        (3_000_000, 2_500_000, "the rest lost, e.g. a partial write not retried"),
+        (1000, 0, "nothing came back"),
+    ],
+)
+def test_a_short_echo_names_its_likely_cause(sent: int, echoed: int, cause: str) -> None:
+    data = os.urandom(sent)
+    assert cause in likely_cause(data, data[:echoed])

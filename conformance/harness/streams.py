@@ -44,6 +44,10 @@ def hexdump(data: bytes, start: int, end: int, mark: int) -> str:
 
 # Sizes a server's read buffer often has: an echo that stops at one of them was one recv().
 BUFFER_SIZES = frozenset(1 << bits for bits in range(9, 21)) | {1000, 1400, 1448, 1460, 8000, 65535}
+# What one recv() returns at most from a loaded loopback socket with a common buffer: an echo cut
+# short at or below it, yet not at a buffer size, is still most likely one read (the kernel
+# handed over less than the buffer).
+ONE_READ = 1 << 16
 REPLACEMENT_CHARACTER = "\ufffd".encode()
 
 
@@ -55,6 +59,11 @@ def likely_cause(expected: bytes, actual: bytes) -> str:
         (
             short and len(actual) in BUFFER_SIZES,
             f"the echo stopped at {len(actual)} bytes, a buffer size: one recv() taken as one message?",
+        ),
+        (
+            short and len(actual) <= ONE_READ,
+            f"the echo stopped after {len(actual)} of {len(expected)} bytes, at most one read's worth: "
+            "one recv() taken as one message?",
         ),
         (
             short,
