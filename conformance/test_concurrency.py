@@ -5,14 +5,20 @@ family catches are the ones a single-client test never sees: bytes of one connec
 to another (a buffer shared between connections), a server that serves one client at a time
 until its EOF (an iterative accept-read-write loop), an accept loop that blocks on a read
 from a client that has not spoken yet, and head-of-line blocking, where one client that stops
-reading freezes a server that writes with blocking calls from a single loop.
+reading freezes a server that writes with blocking calls from a single loop. CONC-006 keeps
+the server busy instead: clients streaming at full speed must not starve a newcomer or a quiet
+client (a loop that serves ready data before it accepts, or drains one connection before it
+looks at the others).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import time
 from contextlib import ExitStack
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,8 +26,10 @@ from hypothesis import strategies as st
 from conformance.harness.duplex import Outcome, connect, connect_within, exchange
 from conformance.harness.pressure import exchange_crowd, push_until_stalled, raise_fd_limit, read_back
 from conformance.harness.scenarios import NO_SHRINK, scenario
-from conformance.harness.streams import assert_same_stream, seeded_payload
+from conformance.harness.servers import Address
+from conformance.harness.streams import assert_same_stream, describe_mismatch, seeded_payload
 from conformance.harness.targets import Target
+from conformance.harness.tls import ClientTLS, Stream
 
 MiB = 1 << 20
 CROWD = 500
@@ -30,6 +38,14 @@ SILENT_CLIENTS = 3
 STALLED_PUSH = 48 * MiB
 FAST_ECHO_S = 2.0  # a 1 KiB echo on loopback takes about a millisecond; 2 s means "blocked"
 FULL_DUPLEX = 64 * MiB
+STREAMERS = 3
+STREAM_SIZE = 32 * MiB  # per streamer, full duplex: a second or more of full-speed load
+PROMPT_S = 1.0  # the most a newcomer's or a quiet client's 64-byte echo may take under that load
+MIN_PROBES = 3  # probes that must run while every streamer is still streaming
+MAX_PROBES = 50
+PROBE_DEADLINE_S = 120.0
+CHILD_START_S = 30.0  # a spawned Python process imports the harness: about a second, more when loaded
+STREAM_TIMEOUT_S = 150.0
 
 
 def crowd_payloads(seed: int, count: int) -> list[bytes]:
@@ -147,3 +163,125 @@ def test_full_duplex_without_deadlock(target: Target) -> None:
     assert_same_stream(
         payload, outcome.received, what="one 64 MiB connection", data="64 MiB of random bytes from seed 64"
     )
+
+
+def timed_echo(address: Address, payload: bytes, sock: Stream | None = None) -> float:
+    """A ``payload`` round trip (a new connection unless ``sock``); its seconds, echo checked."""
+    started = time.monotonic()
+    outcome = exchange(address, payload, half_close=False, sock=sock, timeout=10.0)
+    elapsed = time.monotonic() - started
+    what = "a new client under load" if sock is None else "the quiet client under load"
+    assert_same_stream(payload, outcome.received, what=what)
+    return elapsed
+
+
+def stream_in_child(  # noqa: PLR0917 (a child entry point: plain values)
+    host: str, port: int, cafile: str | None, tls: bool, seed: int, started: Event, results: Queue[str]
+) -> None:
+    """One full-duplex stream of STREAM_SIZE bytes, run in a process of its own so that the
+    probing process measures the server, not its own threads' contention; puts the mismatch,
+    or ""."""
+    address = Address(host, port, ClientTLS.trusting(cafile) if tls else None)
+    payload = seeded_payload(STREAM_SIZE, seed=seed)
+    started.set()
+    outcome = exchange(address, payload, timeout=120.0)
+    results.put(describe_mismatch(payload, outcome.received, what=f"streaming client (seed {seed})"))
+
+
+class Streams:
+    """STREAMERS child processes, each streaming full duplex to the server."""
+
+    def __init__(self, address: Address) -> None:
+        spawn = multiprocessing.get_context("spawn")
+        self.results: Queue[str] = spawn.Queue()
+        self.started = [spawn.Event() for _ in range(STREAMERS)]
+        cafile = address.tls.cafile if address.tls is not None else None
+        self.processes = [
+            spawn.Process(
+                target=stream_in_child,
+                args=(
+                    address.host,
+                    address.port,
+                    cafile,
+                    address.tls is not None,
+                    60 + index,
+                    started,
+                    self.results,
+                ),
+                daemon=True,
+            )
+            for index, started in enumerate(self.started)
+        ]
+        for process in self.processes:
+            process.start()
+
+    def wait_started(self) -> None:
+        for index, started in enumerate(self.started):
+            assert started.wait(CHILD_START_S), (
+                f"streaming client {index} did not start within {CHILD_START_S} s"
+            )
+
+    def running(self) -> bool:
+        return all(process.is_alive() for process in self.processes)
+
+    def mismatches(self) -> list[str]:
+        """Each stream's mismatch (or ""), once all have ended."""
+        found = [self.results.get(timeout=STREAM_TIMEOUT_S) for _ in self.processes]
+        for process in self.processes:
+            process.join(timeout=STREAM_TIMEOUT_S)
+        return found
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=STREAM_TIMEOUT_S)
+
+
+def probe_while_streaming(address: Address, quiet: Stream, streams: Streams) -> list[tuple[float, float]]:
+    """(new client's, quiet client's) echo seconds, probed again and again while the streams
+    run; a probe counts when every stream was still running as it began."""
+    probes: list[tuple[float, float]] = []
+    deadline = time.monotonic() + PROBE_DEADLINE_S
+    while len(probes) < MAX_PROBES and time.monotonic() < deadline and streams.running():
+        payload = random.Random(len(probes)).randbytes(64)
+        probes.append((timed_echo(address, payload), timed_echo(address, payload, sock=quiet)))
+    return probes
+
+
+@scenario(
+    "CONC-006", f"{STREAMERS} clients streaming at full speed: a new and a quiet client are echoed in 1 s"
+)
+def test_busy_clients_do_not_starve_others(target: Target) -> None:
+    """The server MUST stay responsive to everyone while some clients keep it fully busy.
+
+    Three clients (each in a process of its own) stream 32 MiB each, full duplex, as fast as
+    the server echoes. Meanwhile a new client is accepted and echoed, and a small message on an
+    already open, quiet connection comes back, each within 1 s, probe after probe. A loop that
+    serves ready connections before it accepts, or stays with one busy connection until it
+    pauses, starves them.
+    """
+    address = target.address
+    with connect(address, timeout=10.0, nodelay=True) as quiet:
+        timed_echo(address, b"quiet client, before the load", sock=quiet)
+        streams = Streams(address)
+        try:
+            streams.wait_started()
+            probes = probe_while_streaming(address, quiet, streams)
+            mismatches = streams.mismatches()
+        finally:
+            streams.stop()
+    assert not any(mismatches), next(filter(None, mismatches))
+    assert len(probes) >= MIN_PROBES, (
+        f"only {len(probes)} probes completed while the {STREAMERS} streams ran "
+        f"(at least {MIN_PROBES} needed): the streams ended too soon to judge"
+    )
+    slowest_newcomer = max(newcomer for newcomer, _ in probes)
+    slowest_quiet = max(quiet_echo for _, quiet_echo in probes)
+    starved = (
+        f"under the load of {STREAMERS} full-speed streams, over {len(probes)} probes: the slowest echo to a "
+        f"new client took {slowest_newcomer:.2f} s, to the quiet client {slowest_quiet:.2f} s "
+        f"(limit {PROMPT_S} s): the busy connections starve the others"
+    )
+    assert slowest_newcomer < PROMPT_S, f"{starved} (ready data served before accept()?)"
+    assert slowest_quiet < PROMPT_S, f"{starved} (one connection drained before the next?)"

@@ -1,4 +1,4 @@
-"""LEAK: every connection gives back what it took -- descriptors, threads, child processes.
+"""LEAK: every connection gives back what it took -- descriptors, threads, child processes, memory.
 
 A server that forgets to close a socket on one error path, or a thread that never returns,
 loses one descriptor or one thread per connection: invisible in a short test, fatal after
@@ -7,6 +7,10 @@ instance of the server (other tests' connections would disturb the count), takes
 after one warm-up exchange (Python servers import and allocate lazily on the first
 connection), runs thousands of connections through it, and requires the counts to come back
 to the baseline -- summed over the process tree, so a forking server's children count too.
+Memory is the one figure that may wobble (allocators keep freed pages), so LEAK-003 bounds its
+growth instead: a server that keeps something per connection served (a registry never
+pruned, a per-client buffer held after the close) grows with every client, a correct one
+plateaus after its warm-up.
 """
 
 from __future__ import annotations
@@ -14,10 +18,11 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from conformance.harness.duplex import connect, exchange
 from conformance.harness.pressure import push_until_stalled, reset
-from conformance.harness.resources import assert_back_to_baseline, steady_baseline
+from conformance.harness.resources import assert_back_to_baseline, steady_baseline, usage
 from conformance.harness.scenarios import scenario
 from conformance.harness.servers import Address, ServerProcess
 from conformance.harness.streams import assert_same_stream, seeded_payload
@@ -30,8 +35,14 @@ CYCLES = 2000
 # closed unread while the server is blocked writing to it (EPIPE).
 QUICK_RESETS_PER_ROUND = 60
 ROUNDS = 5
-LOOP_DEADLINE_S = 40.0
+LOOP_DEADLINE_S = 60.0  # 2000 cycles take 2-15 s here (TLS handshakes the slowest)
 DEATH_WAIT_S = 1.0  # after a connection error: how long the server gets to show it exited
+MiB = 1 << 20
+MEMORY_WARMUP = 500  # connections before the baseline: allocators and caches reach their size
+MEMORY_CONNECTIONS = 4000
+MEMORY_PAYLOAD = 4 * 1024
+MEMORY_LANES = 4  # clients at a time: thousands of connections in seconds, still few at once
+RSS_GROWTH_LIMIT = 32 * MiB  # 8 KiB per connection served: far above any allocator's wobble
 
 Step = Callable[[Address, int], None]
 
@@ -67,7 +78,8 @@ ABORTED = len(ABORT_ROUND) * ROUNDS
 
 
 def run_bounded(server: ServerProcess, address: Address, steps: list[Step]) -> int:
-    """Run the steps in order until done or LOOP_DEADLINE_S passes; return how many ran."""
+    """Run the steps in order until done or LOOP_DEADLINE_S passes; return how many ran (the
+    scenario asserts that all did)."""
     deadline = time.monotonic() + LOOP_DEADLINE_S
     for index, step in enumerate(steps):
         if time.monotonic() >= deadline:
@@ -94,6 +106,7 @@ def test_no_leak_after_many_connections(target: Target) -> None:
         echo_once(address, 0)  # warm-up: Python servers import and allocate on first use
         baseline = steady_baseline(server.pid)
         ran = run_bounded(server, address, [echo_once] * CYCLES)
+        assert_all_ran(ran, CYCLES, "connect/echo/close cycles")
         assert_back_to_baseline(server.pid, baseline, f"{ran} connect/echo/close cycles")
 
 
@@ -104,4 +117,54 @@ def test_no_leak_after_aborts(target: Target) -> None:
         echo_once(address, 0)  # warm-up: Python servers import and allocate on first use
         baseline = steady_baseline(server.pid)
         ran = run_bounded(server, address, ABORT_ROUND * ROUNDS)
+        assert_all_ran(ran, ABORTED, "aborted connections")
         assert_back_to_baseline(server.pid, baseline, f"{ran} aborted connections")
+
+
+def assert_all_ran(ran: int, wanted: int, what: str) -> None:
+    assert ran == wanted, (
+        f"only {ran} of {wanted} {what} in {LOOP_DEADLINE_S:.0f} s: the server serves connections "
+        "too slowly to check (one second or more each: a sleep, a DNS lookup per client?)"
+    )
+
+
+def echo_lane(address: Address, lane: int, count: int) -> None:
+    for index in range(lane, count * MEMORY_LANES, MEMORY_LANES):
+        payload = seeded_payload(MEMORY_PAYLOAD, index)
+        outcome = exchange(address, payload, timeout=10.0)
+        assert_same_stream(payload, outcome.received, what=f"connection {index}")
+
+
+def serve_connections(address: Address, count: int) -> None:
+    """``count`` connections, MEMORY_LANES at a time, each echoing MEMORY_PAYLOAD then closing."""
+    with ThreadPoolExecutor(MEMORY_LANES) as lanes:
+        for done in [
+            lanes.submit(echo_lane, address, lane, count // MEMORY_LANES) for lane in range(MEMORY_LANES)
+        ]:
+            done.result()
+
+
+@scenario(
+    "LEAK-003",
+    f"memory: {MEMORY_CONNECTIONS} connections of {MEMORY_PAYLOAD // 1024} KiB each grow RSS by less than "
+    f"{RSS_GROWTH_LIMIT // MiB} MiB",
+)
+def test_memory_does_not_grow_with_connections_served(target: Target) -> None:
+    """The server's memory MUST NOT grow with the number of connections it has served.
+
+    After a warm-up of 500 connections, 4000 more (4 at a time, 4 KiB echoed each, then
+    closed) may grow the RSS of its process tree by less than 32 MiB: 8 KiB per connection,
+    where a server that keeps one 64 KiB buffer per client served grows by 256 MiB.
+    """
+    server = target.require_process()
+    serve_connections(target.address, MEMORY_WARMUP)
+    before = steady_baseline(server.pid)
+    serve_connections(target.address, MEMORY_CONNECTIONS)
+    after = usage(server.pid)
+    growth = after.rss_bytes - before.rss_bytes
+    assert growth < RSS_GROWTH_LIMIT, (
+        f"the server's RSS grew by {growth / MiB:.1f} MiB ({before.rss_bytes} -> {after.rss_bytes} bytes, "
+        f"{after.processes} processes) over {MEMORY_CONNECTIONS} connections of {MEMORY_PAYLOAD} bytes each, "
+        f"after {MEMORY_WARMUP} to warm up; limit {RSS_GROWTH_LIMIT // MiB} MiB: something is kept per "
+        "connection served (a registry never pruned, a buffer held after the close?)"
+    )

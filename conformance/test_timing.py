@@ -1,4 +1,4 @@
-"""TIMING: small echoes come back at once, not after a Nagle + delayed-ACK stall.
+"""TIMING: small echoes come back at once, not after a Nagle + delayed-ACK stall, nor held back.
 
 A server that writes one message's echo in two or more pieces without TCP_NODELAY trips over
 Nagle's algorithm: the second, small segment is held until the first is acknowledged, and the
@@ -15,6 +15,12 @@ Each scenario ping-pongs one connection (client TCP_NODELAY, sending and reading
 requires the 99th percentile of the round-trip times to stay under 10 ms: far below the ~40 ms
 stall, far above a loopback echo (tens of microseconds). SHOULD level: a stall is a performance
 defect, not a wrong echo.
+
+Holding data back is another matter. RFC 862 sends back what it receives; a server that sits on
+each echo -- output flushed on a timer, a batch filled before it is written -- answers a lone
+message only after its delay, every time. TIMING-004 is the MUST for that: the median round
+trip of a lone small message must stay under 100 ms, far above the ~40 ms of Nagle's stall
+(which stays the SHOULD above) and far below a 200 ms flush timer.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ LIMIT_MS = 10.0
 # further cannot change the verdict, so a stalling server costs a few round trips, not 200.
 ALLOWED_SLOW = ROUND_TRIPS // 100
 ROUND_TRIP_TIMEOUT_S = 2.0  # with the early stop, bounds the whole scenario to seconds
+LONE_ROUND_TRIPS = 21
+HELD_BACK_MS = 100.0
 
 
 def messages(size: int, count: int) -> list[bytes]:
@@ -43,11 +51,20 @@ def messages(size: int, count: int) -> list[bytes]:
     return [rng.randbytes(size) for _ in range(count)]
 
 
-def round_trip_times_ms(target: Target, size: int, pieces: Sequence[int] | None) -> list[float]:
-    """Ping-pong ``size``-byte messages on one connection, written in ``pieces``; RTTs in ms."""
+def round_trip_times_ms(
+    target: Target,
+    size: int,
+    pieces: Sequence[int] | None,
+    *,
+    count: int = ROUND_TRIPS,
+    limit_ms: float = LIMIT_MS,
+    allowed_slow: int = ALLOWED_SLOW,
+) -> list[float]:
+    """Ping-pong ``count`` ``size``-byte messages on one connection, written in ``pieces``; the
+    RTTs in ms, stopping once more than ``allowed_slow`` exceed ``limit_ms`` (the verdict is in)."""
     rtts: list[float] = []
     with connect(target.address, timeout=ROUND_TRIP_TIMEOUT_S, nodelay=True) as sock:
-        for index, message in enumerate(messages(size, WARM_UP + ROUND_TRIPS)):
+        for index, message in enumerate(messages(size, WARM_UP + count)):
             outcome = exchange(
                 target.address,
                 message,
@@ -64,7 +81,7 @@ def round_trip_times_ms(target: Target, size: int, pieces: Sequence[int] | None)
             )
             if index >= WARM_UP:
                 rtts.append(outcome.elapsed_s * 1000)
-            if sum(rtt > LIMIT_MS for rtt in rtts) > ALLOWED_SLOW:
+            if sum(rtt > limit_ms for rtt in rtts) > allowed_slow:
                 break
     return rtts
 
@@ -106,3 +123,22 @@ def test_16k_messages(target: Target) -> None:
 def test_message_in_two_writes(target: Target) -> None:
     """The server SHOULD echo a message the client wrote in two small pieces without a Nagle stall."""
     assert_fast_echo(target, 64, pieces=[10, 54])
+
+
+@scenario("TIMING-004", "a lone 64-byte message is not held back: median round trip under 100 ms")
+def test_lone_message_is_not_held_back(target: Target) -> None:
+    """The server MUST send a lone small message back as soon as it has it (RFC 862), not hold it.
+
+    21 round trips of 64 bytes, one at a time, each waiting for its echo: the median must stay
+    under 100 ms. A Nagle stall (~40 ms, TIMING-001..003) passes; an echo held for a flush timer
+    or a batch to fill does not.
+    """
+    rtts = round_trip_times_ms(
+        target, 64, None, count=LONE_ROUND_TRIPS, limit_ms=HELD_BACK_MS, allowed_slow=LONE_ROUND_TRIPS // 2
+    )
+    median = statistics.median(rtts)
+    assert median < HELD_BACK_MS, (
+        f"lone 64-byte messages on one connection to {target.name}: median round trip {median:.1f} ms over "
+        f"{len(rtts)} round trips (limit {HELD_BACK_MS:.0f} ms; fastest {min(rtts):.1f} ms): "
+        "the server holds each echo back (output flushed on a timer, or a batch waiting to fill?)"
+    )

@@ -17,7 +17,7 @@ import struct
 import termios
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from conformance.harness.duplex import DEFAULT_READ_SIZE, STALL_S, ExchangeTimeout, Outcome, connect_within
@@ -213,11 +213,35 @@ def exchange_crowd(
     receives a byte it did not send ends the exchange at once. Returns one Outcome per
     payload, in order.
     """
+    with contextlib.ExitStack() as stack:
+        connections = (connect_within(stack, address, timeout, nodelay=True) for _ in payloads)
+        return _crowd(
+            connections, payloads, chunk_size=chunk_size, window=window, timeout=timeout, stall_s=stall_s
+        )
+
+
+def exchange_connected(
+    connections: Sequence[Stream], payloads: Sequence[bytes], *, timeout: float = 30.0, stall_s: float = 5.0
+) -> list[Outcome]:
+    """``exchange_crowd`` over clients already connected (one per payload, in order): the crowd
+    loop starts each in turn, as it would a fresh connect."""
+    return _crowd(iter(connections), payloads, chunk_size=4096, window=None, timeout=timeout, stall_s=stall_s)
+
+
+def _crowd(
+    connections: Iterator[Stream],
+    payloads: Sequence[bytes],
+    *,
+    chunk_size: int,
+    window: int | None,
+    timeout: float,
+    stall_s: float,
+) -> list[Outcome]:
     started = time.monotonic()
     window = window or max((len(payload) for payload in payloads), default=1) or 1
-    with contextlib.ExitStack() as stack, selectors.DefaultSelector() as selector:
+    with selectors.DefaultSelector() as selector:
         loop = _CrowdLoop(selector, chunk_size, window, timeout, stall_s, queued=deque(payloads))
-        loop.open_connection = lambda: connect_within(stack, address, timeout, nodelay=True)
+        loop.open_connection = lambda: next(connections)
         loop.run_until(lambda peer: peer.echoed, "echo every payload before any client half-closes")
         if not loop.diverged:
             for peer in loop.peers:

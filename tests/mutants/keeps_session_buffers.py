@@ -1,0 +1,45 @@
+# MUTANT: keeps every connection's 64 KiB session buffer after the close (a registry never pruned) | expect: LEAK-003
+"""A threaded echo server that keeps a session record per client "for statistics".
+
+Each connection gets a session with its own 64 KiB receive buffer, registered under the
+client's address. Nothing removes a session when its connection ends: descriptors and
+threads are released, so the counts look clean, but the memory grows by 64 KiB per client
+served, for ever.
+
+python3 tests/mutants/keeps_session_buffers.py PORT
+"""
+
+import socket
+import sys
+import threading
+
+SESSIONS = {}  # the bug: filled on connect, never emptied on close
+
+
+class Session:
+    def __init__(self, peer):
+        self.peer = peer
+        self.buffer = bytearray(65536)
+        self.echoed = 0
+
+
+def serve(conn, peer):
+    session = SESSIONS[peer] = Session(peer)
+    view = memoryview(session.buffer)
+    with conn:
+        try:
+            while n := conn.recv_into(view):
+                conn.sendall(view[:n])
+                session.echoed += n
+        except ConnectionError:
+            pass
+
+
+def main():
+    with socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=128) as listener:
+        while True:
+            conn, peer = listener.accept()
+            threading.Thread(target=serve, args=(conn, peer), daemon=True).start()
+
+
+main()
