@@ -19,16 +19,16 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("distributed", reason="needs Dask: pip install -e '.[distributed]' (tox's tests env has it)")
+pytest.importorskip("distributed", reason="needs Dask: pip install -e '.[distributed]' (tox -e tests has it)")
 pytest.importorskip("hdrh", reason="needs hdrhistogram: pip install -e '.[bench]' (tox's tests env has it)")
 
-from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]  # noqa: E402
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
-from benchmarks.distributed import NEEDS_DASK, report  # noqa: E402
-from benchmarks.distributed.agent import CLIENT_ENV  # noqa: E402
-from benchmarks.distributed.cli import split_rate  # noqa: E402
-from conformance.harness.build import ensure_cpp_built  # noqa: E402
-from conformance.harness.servers import free_port  # noqa: E402
+from benchmarks.distributed import NEEDS_DASK, report
+from benchmarks.distributed.agent import CLIENT_ENV
+from benchmarks.distributed.cli import split_rate
+from conformance.harness.build import ensure_cpp_built
+from conformance.harness.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = [sys.executable, "-m", "benchmarks.distributed"]
@@ -38,8 +38,9 @@ SCHEDULER_FILE_POLL_S = 0.05
 
 
 def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [*COMMAND, *args]
     return subprocess.run(
-        [*COMMAND, *args], capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, cwd=ROOT, env=env
+        argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, cwd=ROOT, env=env
     )
 
 
@@ -104,20 +105,14 @@ def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     scheduler_file = home / "scheduler.json"
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     env[CLIENT_ENV] = str(ensure_cpp_built() / "client")  # this checkout's client, as a machine's own
-    common = {"cwd": home, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    scheduler = subprocess.Popen(
-        ["dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard"]
-        + ["--scheduler-file", str(scheduler_file)],
-        **common,  # type: ignore[call-overload]
-    )
-    workers = [
-        subprocess.Popen(
-            ["dask", "worker", "--scheduler-file", str(scheduler_file), "--host", "127.0.0.1"]
-            + ["--nthreads", "1", "--no-dashboard", "--resources", "agent=1"],
-            **common,  # type: ignore[call-overload]
-        )
-        for _ in range(2)
-    ]
+
+    def start(*argv: str) -> subprocess.Popen[bytes]:
+        quiet = subprocess.DEVNULL
+        return subprocess.Popen(["dask", *argv], cwd=home, env=env, stdout=quiet, stderr=quiet)
+
+    at = ("--host", "127.0.0.1", "--no-dashboard", "--scheduler-file", str(scheduler_file))
+    scheduler = start("scheduler", *at, "--port", "0")
+    workers = [start("worker", *at, "--nthreads", "1", "--resources", "agent=1") for _ in range(2)]
     try:
         yield scheduler_address(scheduler, scheduler_file)
     finally:
