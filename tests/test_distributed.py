@@ -210,3 +210,11 @@ def test_without_dask_the_command_says_so_in_one_line(tmp_path: Path) -> None:
     )
     assert imported.returncode == 1
     assert imported.stderr.strip().splitlines()[-1] == f"ImportError: {NEEDS_DASK}"
+
+
+def test_an_unreachable_scheduler_is_one_line() -> None:
+    """A scheduler address nobody answers at: one line, exit status 3, within --wait."""
+    scheduler = f"tcp://127.0.0.1:{free_port()}"
+    result = run_command("--scheduler", scheduler, "--target", "127.0.0.1:7", "--rate", "10", "--wait", "2")
+    assert result.returncode == 3
+    assert f"cannot reach the Dask scheduler at {scheduler}" in one_line(result.stderr)
