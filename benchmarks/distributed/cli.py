@@ -219,10 +219,15 @@ def run_agents(
         (i, w, o) for i, (w, o) in enumerate(zip(workers, outcomes, strict=True)) if o["problem"]
     ]:
         raise Failure(one_line(problems), EXIT_FAILED)
-    rows = [
-        agent_row(index, worker, outcome, offset, start_at)
-        for index, (worker, outcome, offset) in enumerate(zip(workers, outcomes, offsets, strict=True))
-    ]
+    rows = []
+    for index, (worker, outcome, offset) in enumerate(zip(workers, outcomes, offsets, strict=True)):
+        try:
+            rows.append(agent_row(index, worker, outcome, offset, start_at))
+        except KeyError as exc:
+            raise Failure(
+                f"agent {index} on worker {worker}: its client printed no {exc} (another version?)",
+                EXIT_FAILED,
+            ) from exc
     if late := [row for row in rows if row["start_margin_ms"] <= 0]:
         raise Failure(
             f"agent {late[0]['agent']} on worker {late[0]['worker']} started its client "
