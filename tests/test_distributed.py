@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("distributed", reason="needs Dask: pip install -e '.[distributed]' (tox -e tests has it)")
 pytest.importorskip("hdrh", reason="needs hdrhistogram: pip install -e '.[bench]' (tox's tests env has it)")
 
-from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+from hdrh.histogram import HdrHistogram
 
 from benchmarks.distributed import NEEDS_DASK, report
 from benchmarks.distributed.agent import CLIENT_ENV

@@ -110,7 +110,13 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--duration", type=_positive(float), default=5.0, metavar="S", help="measured seconds")
     load.add_argument("--warmup", type=float, default=0.5, metavar="S", help="unmeasured seconds first (0.5)")
     load.add_argument("--size", type=_positive(int), default=64, metavar="BYTES", help="message size (64)")
-    load.add_argument("--arrival", choices=("fixed", "poisson"), default="poisson", help="default poisson")
+    load.add_argument(
+        "--arrival",
+        choices=("fixed", "poisson"),
+        default="fixed",
+        help="fixed (default; the agents' schedules interleave) or poisson (the client's one seed: "
+        "every agent draws the same gaps)",
+    )
     run = cli.add_argument_group("the run")
     run.add_argument(
         "--client",
@@ -156,6 +162,12 @@ def target_address(options: argparse.Namespace) -> Iterator[tuple[Address, str]]
         server.stop()
 
 
+def phase_s(index: int, agents: int, rate: int) -> float:
+    """How long after the common instant agent ``index`` sends first: a fraction of its own gap,
+    so that the agents' fixed schedules interleave evenly instead of sending all at once."""
+    return index / (agents * rate)
+
+
 def plans(options: argparse.Namespace, address: Address, start_at: float) -> list[agent.AgentPlan]:
     return [
         agent.AgentPlan(
@@ -168,7 +180,7 @@ def plans(options: argparse.Namespace, address: Address, start_at: float) -> lis
             warmup_s=options.warmup,
             size=options.size,
             arrival=options.arrival,
-            start_at=start_at,
+            start_at=start_at + phase_s(index, options.agents, rate),
             client=options.client,
         )
         for index, rate in enumerate(split_rate(options.rate, options.agents))
@@ -207,9 +219,10 @@ def run_agents(
     clients = check_workers(client, workers, plans(options, address, 0.0), cluster.PREFLIGHT_TIMEOUT_S)
     offsets = [cluster.clock_offset(client, worker) for worker in workers]
     start_at = time.time() + options.lead
+    shares = plans(options, address, start_at)
     futures = [
         cluster.submit_pinned(client, worker, agent.run, plan, path)
-        for worker, plan, path in zip(workers, plans(options, address, start_at), clients, strict=True)
+        for worker, plan, path in zip(workers, shares, clients, strict=True)
     ]
     timeout = options.lead + options.warmup + options.duration + RESULT_SLACK_S
     outcomes = [
@@ -220,12 +233,12 @@ def run_agents(
     ]:
         raise Failure(one_line(problems), EXIT_FAILED)
     rows = []
-    for index, (worker, outcome, offset) in enumerate(zip(workers, outcomes, offsets, strict=True)):
+    for plan, worker, outcome, offset in zip(shares, workers, outcomes, offsets, strict=True):
         try:
-            rows.append(agent_row(index, worker, outcome, offset, start_at))
+            rows.append(agent_row(plan, worker, outcome, offset, start_at))
         except KeyError as exc:
             raise Failure(
-                f"agent {index} on worker {worker}: its client printed no {exc} (another version?)",
+                f"agent {plan['index']} on worker {worker}: its client printed no {exc} (another version?)",
                 EXIT_FAILED,
             ) from exc
     if late := [row for row in rows if row["start_margin_ms"] <= 0]:
@@ -238,17 +251,22 @@ def run_agents(
 
 
 def agent_row(
-    index: int, worker: str, outcome: dict[str, Any], offset: cluster.ClockOffset, start_at: float
+    plan: agent.AgentPlan, worker: str, outcome: dict[str, Any], offset: cluster.ClockOffset, start_at: float
 ) -> dict[str, Any]:
     result = outcome["result"]
     return {
-        "agent": index,
+        "agent": plan["index"],
         "worker": worker,
         "host": outcome["host"],
         "exit": outcome["exit"],
         "clock_offset_ms": offset.offset_s * 1e3,
         "clock_uncertainty_ms": offset.uncertainty_s * 1e3,
-        "start_margin_ms": (start_at - outcome["launched_at"]) * 1e3,
+        "phase_ms": (plan["start_at"] - start_at) * 1e3,
+        "start_margin_ms": (plan["start_at"] - outcome["launched_at"]) * 1e3,
+        # When it began, after its start (the common instant plus its phase): on its own clock,
+        # and on this machine's.
+        "started_late_ms": (result["started_at"] - plan["start_at"]) * 1e3,
+        "start_ms": (result["started_at"] - offset.offset_s - plan["start_at"]) * 1e3,
         **{key: result[key] for key in (*report.COUNTERS, "achieved_rate", "kept_up", "max_lag_us")},
         **{key: result[key] for key, _ in report.PERCENTILES},
         "max_us": result["max_us"],

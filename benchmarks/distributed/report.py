@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+from hdrh.histogram import HdrHistogram
 
 # The range and precision the C++ client records with: 1 µs to 60 s, 3 significant digits.
 LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 60_000_000, 3
@@ -50,14 +50,16 @@ def build(settings: dict[str, Any], agents: list[dict[str, Any]]) -> dict[str, A
 
 def start_skew(agents: list[dict[str, Any]]) -> dict[str, float]:
     """How far apart the agents began. Each client starts at the agreed instant on its own
-    worker's clock, so the agents start apart by as much as those clocks differ: the spread of
-    the measured offsets, and at most that spread widened by each offset's uncertainty."""
-    offsets = [row["clock_offset_ms"] for row in agents]
-    high = max(row["clock_offset_ms"] + row["clock_uncertainty_ms"] for row in agents)
-    low = min(row["clock_offset_ms"] - row["clock_uncertainty_ms"] for row in agents)
+    worker's clock and reports when it did (``started_at``); on this machine's clock that is
+    ``start_ms`` (its worker's measured clock offset taken off). The skew is the spread of
+    those starts, and at most that spread widened by each clock offset's uncertainty."""
+    starts = [row["start_ms"] for row in agents]
+    high = max(row["start_ms"] + row["clock_uncertainty_ms"] for row in agents)
+    low = min(row["start_ms"] - row["clock_uncertainty_ms"] for row in agents)
     return {
-        "measured_skew_ms": max(offsets) - min(offsets),
+        "measured_skew_ms": max(starts) - min(starts),
         "skew_bound_ms": high - low,
+        "latest_start_ms": max(row["started_late_ms"] for row in agents),
         "least_margin_ms": min(row["start_margin_ms"] for row in agents),
     }
 
@@ -89,9 +91,15 @@ def render(report: dict[str, Any]) -> str:
         f"max {merged['max_us']}  count {merged['count']}",
         f"total achieved rate {merged['achieved_rate']:.1f}/s of {merged['target_rate']}/s offered",
         f"start skew across agents: {start['measured_skew_ms']:.2f} ms measured, at most "
-        f"{start['skew_bound_ms']:.2f} ms (worker clock offsets over Dask); every client was "
-        f"waiting at least {start['least_margin_ms']:.0f} ms before the start",
+        f"{start['skew_bound_ms']:.2f} ms (each client's start, less its worker's clock offset measured "
+        f"over Dask); every client was waiting at least {start['least_margin_ms']:.0f} ms before the "
+        f"instant and began at most {start['latest_start_ms']:.3f} ms after it on its own clock",
     ]
+    if settings["arrival"] == "poisson" and len(report["agents"]) > 1:
+        lines.append(
+            "poisson: the C++ client draws its gaps from a fixed seed, so every agent sends on the same "
+            "schedule (shifted by its phase); their arrivals are not independent"
+        )
     if not merged["kept_up"]:
         behind = ", ".join(str(row["agent"]) for row in report["agents"] if not row["kept_up"])
         lines.append(
