@@ -88,6 +88,7 @@ def test_two_agents_drive_the_cpp_server(tmp_path: Path) -> None:
     assert len({row["worker"] for row in agents}) == 2
     for row in agents:
         assert (row["errors"], row["mismatches"], row["exit"]) == (0, 0, 0), row
+        assert row["completed"] == row["sent"], row  # every request's echo came back and was checked
         assert row["target_rate"] == rate // 2
         assert row["count"] >= 0.5 * row["target_rate"] * duration, row
         assert row["start_margin_ms"] > 0
