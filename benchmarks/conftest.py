@@ -23,14 +23,13 @@ from typing import Any
 
 import pytest
 
+from benchmarks.catalogue import NODE, SOCAT_TLS
 from benchmarks.record import run_description
 from benchmarks.workloads import (
     FULL,
-    NODE,
     NODE_COMMAND,
     PLACEMENTS,
     QUICK,
-    SOCAT_TLS,
     SOCAT_TLS_COMMAND,
     Placement,
     Profile,
