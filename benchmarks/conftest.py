@@ -5,6 +5,9 @@ Options (group "echo benchmarks"):
   --placement {any,same-cpu,cross-cpu}
                            pin the server and the client to the same CPU or to different ones
 
+``--benchmark-compare`` with no saved run to compare with (a fresh clone) is not an error: the
+run goes ahead uncompared, and the report header and the summary say how to save a baseline.
+
 Each workload is one test function over the fixture ``server``: the root conftest's TCP targets
 (every row of impls/table.py, or --server-cmd / --server-addr) plus the reference ``node``
 (Node.js ``net.createServer(s => s.pipe(s))``), so every table has its baseline. The
@@ -22,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_benchmark.logger import Logger
+from pytest_benchmark.utils import get_machine_id, load_storage
 
 from benchmarks.catalogue import NODE, SOCAT_TLS
 from benchmarks.record import run_description
@@ -63,6 +68,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="any",
         help="pin server and client to the same CPU, to different CPUs, or not at all (default any)",
     )
+
+
+NO_BASELINE = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before pytest-benchmark loads its baseline: with none saved, compare with nothing."""
+    compare = config.getoption("benchmark_compare")
+    if not compare:
+        return
+    # pytest-benchmark's own loader, as its session builds it (the package has no type hints).
+    storage = load_storage(  # type: ignore[no-untyped-call]
+        config.getoption("benchmark_storage"),
+        logger=Logger(Logger.QUIET, config=config),  # type: ignore[no-untyped-call]
+        default_machine_id=get_machine_id(),  # type: ignore[no-untyped-call]
+        netrc=config.getoption("benchmark_netrc"),
+    )
+    if list(storage.load() if compare is True else storage.load(compare)):
+        return
+    config.option.benchmark_compare = False
+    wanted = "no saved benchmark run" if compare is True else f"no saved benchmark run matches {compare!r}"
+    config.stash[NO_BASELINE] = (
+        f"--benchmark-compare: nothing to compare yet ({wanted} in {storage}); this run is not "
+        "compared. Save a baseline with --benchmark-autosave (or --benchmark-save=NAME), then "
+        "run again with --benchmark-compare."
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return config.stash.get(NO_BASELINE, None)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if notice := config.stash.get(NO_BASELINE, None):
+        terminalreporter.write_line(notice, yellow=True)
 
 
 @pytest.hookimpl(optionalhook=True)
