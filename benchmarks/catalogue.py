@@ -133,7 +133,8 @@ SWEEP = Section(
         "schedule whatever the server does, each timed from its intended send time (no coordinated "
         "omission), every echo checked. Offered load rises step by step past saturation. Knee: the "
         "highest achieved rate with p99 <= 1 ms, and with p99 <= 10 ms. A step where the client "
-        "could not keep its own schedule (`kept up: no`) is the client's limit, not the server's."
+        "could not keep its own schedule (`kept up: no`) is the client's limit, not the server's. "
+        "Latencies in µs, from the client's HdrHistogram of each step."
     ),
     placement=THROUGHPUT_PLACEMENTS,
     columns=(
