@@ -28,13 +28,14 @@ import pytest
 from pytest_benchmark.logger import Logger
 from pytest_benchmark.utils import get_machine_id, load_storage
 
-from benchmarks.catalogue import NODE, SOCAT_TLS
+from benchmarks.catalogue import NODE, SOCAT, SOCAT_TLS
 from benchmarks.record import run_description
 from benchmarks.workloads import (
     FULL,
     NODE_COMMAND,
     PLACEMENTS,
     QUICK,
+    SOCAT_COMMAND,
     SOCAT_TLS_COMMAND,
     Placement,
     Profile,
@@ -136,16 +137,20 @@ def placement(request: pytest.FixtureRequest) -> Iterator[Placement]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``server``: this session's TCP targets, then the Node.js baseline every workload is compared
-    with; ``tls_server``: its TLS targets, then socat's OPENSSL-LISTEN."""
+    with; ``sweep_server``: the same and socat's echo (the open-loop sweep's second reference);
+    ``tls_server``: its TLS targets, then socat's OPENSSL-LISTEN."""
     targets: list[TargetSpec] = metafunc.config.stash[TARGET_SPECS]
     host: str = metafunc.config.getoption("server_host")
-    for fixture, transport, baseline in (
-        ("server", TCP, TargetSpec(NODE, command=NODE_COMMAND, host=host)),
-        ("tls_server", TLS, _socat_tls(targets, host)),
+    node = TargetSpec(NODE, command=NODE_COMMAND, host=host)
+    socat = TargetSpec(SOCAT, command=SOCAT_COMMAND, host=host)
+    tls_baseline = _socat_tls(targets, host)
+    for fixture, transport, baselines in (
+        ("server", TCP, [node]),
+        ("sweep_server", TCP, [node, socat]),
+        ("tls_server", TLS, [tls_baseline] if tls_baseline else []),
     ):
         if fixture in metafunc.fixturenames:
-            specs = [spec for spec in targets if spec.transport == transport]
-            specs += [baseline] if baseline else []
+            specs = [spec for spec in targets if spec.transport == transport] + baselines
             metafunc.parametrize(
                 fixture, specs, ids=[spec.name for spec in specs], indirect=True, scope="session"
             )
@@ -166,13 +171,19 @@ def server(request: pytest.FixtureRequest) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
+def sweep_server(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The running TCP server the open-loop sweep measures (node and socat among them)."""
+    yield from _serve(request.param)
+
+
+@pytest.fixture(scope="session")
 def tls_server(request: pytest.FixtureRequest) -> Iterator[Target]:
     """The running TLS server a TLS workload measures, started once per session."""
     yield from _serve(request.param)
 
 
 def _serve(spec: TargetSpec) -> Iterator[Target]:
-    for baseline, program in ((NODE, "node"), (SOCAT_TLS, "socat")):
+    for baseline, program in ((NODE, "node"), (SOCAT, "socat"), (SOCAT_TLS, "socat")):
         if spec.name == baseline and not have(program):
             pytest.skip(f"the {baseline} baseline needs {program!r} on PATH")
     with serving(spec) as running:

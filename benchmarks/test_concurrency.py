@@ -56,11 +56,12 @@ def test_load(
 
 
 def test_open_loop_sweep(
-    benchmark: Benchmark, server: Target, cpp_client: Path, placement: Placement, profile: Profile
+    benchmark: Benchmark, sweep_server: Target, cpp_client: Path, placement: Placement, profile: Profile
 ) -> None:
     """Offered load from low to past saturation, open loop (C++ client): latency per step."""
-    prepare(benchmark, server, SWEEP.workloads[0], placement, profile, rates=list(profile.sweep_rates))
-    steps = rate_sweep(benchmark, server, cpp_client, profile)
+    rates = list(profile.sweep_rates)
+    prepare(benchmark, sweep_server, SWEEP.workloads[0], placement, profile, rates=rates)
+    steps = rate_sweep(benchmark, sweep_server, cpp_client, profile)
     assert len(steps) == len(profile.sweep_rates), f"the sweep ran {len(steps)} steps: {steps}"
 
 

@@ -57,6 +57,9 @@ SOCAT_TLS_COMMAND = (
     "socat OPENSSL-LISTEN:{port},bind={host},reuseaddr,fork,backlog=1024,cert={certkey},verify=0,nodelay"
     " EXEC:cat"
 )
+# The other TCP reference of the open-loop sweep: socat's own echo, a process per connection
+# (fork) copying the socket into itself (PIPE). nodelay: no Nagle delay on small echoes.
+SOCAT_COMMAND = "socat TCP-LISTEN:{port},bind={host},reuseaddr,fork,backlog=1024,nodelay PIPE"
 SOCKPERF_SERVER_COMMAND = "sockperf sr --tcp -i {host} -p {port}"
 
 
