@@ -27,7 +27,7 @@ WIDTH_IN, DPI = 9.8, 80  # 784 px
 
 
 def draw_charts(runs: Runs, directory: Path) -> list[Path]:
-    """One chart per kind of figure, the sweep (the headline) first."""
+    """One chart per kind of figure, the sweep (the headline) first when a run swept."""
     import matplotlib as mpl  # noqa: PLC0415 - optional dependency (extra "plots")
 
     mpl.use("Agg")
@@ -38,8 +38,8 @@ def draw_charts(runs: Runs, directory: Path) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     drawn = []
     fast = runs.best(THROUGHPUT_PLACEMENTS)
-    charts = [
-        ("sweep", _sweep_chart, fast),
+    charts = [("sweep", _sweep_chart, fast)] if fast.servers(SWEEP.name) else []
+    charts += [
         ("latency", _latency_chart, runs.best(LATENCY_PLACEMENTS)),
         ("throughput", _throughput_chart, fast),
         ("load", _load_chart, fast),
