@@ -53,6 +53,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 // CMake defines ECHO_WITH_OPENSSL=1 when it finds OpenSSL 3 (ECHO_TLS=ON); without
@@ -76,14 +77,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "hdr_histogram.h"
 
 namespace {
 
@@ -165,6 +170,10 @@ struct Options {
     size_t size = 0;  // 0: send --message; otherwise random payload of this size
     bool json = false;
     bool load = false;
+    bool open_loop = false;
+    double rate = 1000;     // --open-loop: requests/s over all connections
+    bool poisson = false;   // --arrival poisson (default: fixed)
+    double start_at = 0;    // --start-at: Unix time of the first send; 0: at once
     uint64_t stream = 0;  // --stream BYTES; 0: not a stream
     uint64_t handshakes = 0;  // --handshakes N; 0: not that mode
     size_t chunk = size_t{64} * 1024;
@@ -212,7 +221,24 @@ load test (always prints one JSON object):
   --size BYTES      message size (default 64)
   --threads T       split the connections over T epoll threads (default 1)
 
-TLS (any mode above; needs a build with OpenSSL):
+open-loop load test (coordinated-omission-free; plain TCP):
+  --open-loop       send on a schedule, not when the last echo is back: a
+                    total --rate over --connections (default 100), several
+                    requests in flight per connection if the server lags;
+                    each is timed from its *intended* send time and every
+                    echo is checked. Prints the achieved rate beside the
+                    target, latency p50/p90/p99/p99.9/max in microseconds,
+                    and says when the client itself could not keep up
+                    (its hand-over lagged the schedule by > 1 ms at p99)
+  --rate R          target requests per second, all connections together
+  --arrival A       fixed (evenly spaced, default) or poisson (exponential gaps)
+  --duration S, --warmup S, --size BYTES (default 64), --threads T: as --load
+  --start-at T      wait until Unix time T (seconds) before the first send
+  --json            one JSON object, with the latency HdrHistogram as a
+                    compressed base64 histoblob ("histogram"; microseconds,
+                    1 us..60 s, 3 significant digits)
+
+TLS (the modes above but --open-loop; needs a build with OpenSSL):
   --tls             speak TLS 1.2 or 1.3; prints the version, the cipher and
                     the handshake time (TLS alone, after the TCP connect)
                     besides the RTT, which never includes the handshake
@@ -255,12 +281,12 @@ unsigned long long parse_number(std::string_view flag, std::string_view text,
     return value;
 }
 
-double parse_seconds(std::string_view flag, std::string_view text, bool allow_zero) {
+double parse_seconds(std::string_view flag, std::string_view text, bool allow_zero, double most = 1e6) {
     const std::string copy(text);
     char* end = nullptr;
     const double value = std::strtod(copy.c_str(), &end);
     if (copy.empty() || *end != '\0' || !std::isfinite(value) || value < 0 ||
-        (value == 0 && !allow_zero) || value > 1e6) {
+        (value == 0 && !allow_zero) || value > most) {
         throw Fatal("bad value for " + std::string(flag) + ": '" + copy +
                     "' (expected seconds, e.g. 2.5)");
     }
@@ -298,6 +324,18 @@ Options parse_args(int argc, char** argv) {
             o.json = true;
         } else if (flag("--load")) {
             o.load = true;
+        } else if (flag("--open-loop")) {
+            o.open_loop = true;
+        } else if (arg == "--rate") {
+            o.rate = static_cast<double>(parse_number(arg, value(), 1, 100000000));
+        } else if (arg == "--arrival") {
+            const std::string_view arrival = value();
+            if (arrival != "fixed" && arrival != "poisson") {
+                throw Fatal("bad value for --arrival: '" + std::string(arrival) + "' (expected fixed or poisson)");
+            }
+            o.poisson = arrival == "poisson";
+        } else if (arg == "--start-at") {
+            o.start_at = parse_seconds(arg, value(), false, 1e11);
         } else if (flag("--tls")) {
             o.tls = true;
         } else if (flag("--insecure")) {
@@ -341,7 +379,7 @@ Options parse_args(int argc, char** argv) {
             throw Fatal("unknown argument '" + std::string(argv[i]) + "' (try --help)");
         }
     }
-    if ((o.load || o.handshakes > 0) && !size_given) o.size = 64;
+    if ((o.load || o.open_loop || o.handshakes > 0) && !size_given) o.size = 64;
     for (const auto& [given, flag] : {std::pair{!o.cafile.empty(), "--cafile"},
                                       std::pair{o.insecure, "--insecure"},
                                       std::pair{o.handshakes > 0, "--handshakes"}}) {
@@ -953,73 +991,50 @@ std::string python_bytes_repr(std::string_view data) {
     return out;
 }
 
-// Log-linear latency histogram in nanoseconds: exact below 2048 ns, then
-// 1024 buckets per power of two (<= 0.1% error). 56k counters cover any
-// uint64 value, recording is two instructions, and nothing is allocated
-// after construction - it can take millions of samples per second.
-class Histogram {
+// Closed-loop latencies in nanoseconds: an HdrHistogram (hdr_histogram.h)
+// from 1 ns to 60 s at 3 significant digits (<= 0.1% error).
+class Histogram : public HdrHistogram {
 public:
-    Histogram() : buckets_(kBuckets, 0) {}
+    Histogram() : HdrHistogram(1, 60'000'000'000, 3) {}
+};
 
-    void record(uint64_t ns) {
-        ++buckets_[index(ns)];
-        ++count_;
-        sum_ += ns;
-        min_ = std::min(min_, ns);
-        max_ = std::max(max_, ns);
+// One small JSON object writer: keys in order, numbers with a fixed
+// precision, strings escaped.
+class JsonObject {
+public:
+    JsonObject& integer(const char* key, uint64_t value) { return raw(key, std::to_string(value)); }
+    JsonObject& number(const char* key, double value, int decimals) {
+        std::array<char, 64> text{};
+        std::snprintf(text.data(), text.size(), "%.*f", decimals, value);
+        return raw(key, text.data());
     }
-
-    void merge(const Histogram& other) {
-        for (size_t i = 0; i < kBuckets; ++i) buckets_[i] += other.buckets_[i];
-        count_ += other.count_;
-        sum_ += other.sum_;
-        min_ = std::min(min_, other.min_);
-        max_ = std::max(max_, other.max_);
+    JsonObject& boolean(const char* key, bool value) { return raw(key, value ? "true" : "false"); }
+    JsonObject& text(const char* key, std::string_view value) { return raw(key, quoted(value)); }
+    JsonObject& raw(const char* key, const std::string& json) {
+        body_ += (body_.empty() ? "" : ",") + quoted(key) + ":" + json;
+        return *this;
     }
-
-    uint64_t count() const { return count_; }
-    uint64_t min() const { return count_ ? min_ : 0; }
-    uint64_t max() const { return max_; }
-    double mean() const {
-        return count_ ? static_cast<double>(sum_) / static_cast<double>(count_) : 0;
-    }
-
-    // Nearest-rank percentile: the smallest value with >= p% of samples at or below it.
-    uint64_t percentile(double p) const {
-        if (count_ == 0) return 0;
-        const auto rank = std::max<uint64_t>(
-            1, static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_))));
-        uint64_t seen = 0;
-        for (size_t i = 0; i < kBuckets; ++i) {
-            seen += buckets_[i];
-            if (seen >= rank) return std::clamp(value_of(i), min_, max_);
-        }
-        return max_;
-    }
+    std::string str() const { return "{" + body_ + "}"; }
 
 private:
-    static constexpr int kSubBits = 10;
-    static constexpr uint64_t kSub = 1u << kSubBits;
-    static constexpr size_t kBuckets = (64 - kSubBits + 1) * kSub;
-
-    static size_t index(uint64_t v) {
-        if (v < 2 * kSub) return static_cast<size_t>(v);
-        const int shift = 63 - __builtin_clzll(v) - kSubBits;  // v >> shift in [kSub, 2kSub)
-        return static_cast<size_t>(static_cast<uint64_t>(shift) * kSub + (v >> shift));
+    static std::string quoted(std::string_view value) {
+        std::string out = "\"";
+        for (const char c : value) {
+            if (c == '"' || c == '\\') {
+                out += '\\';
+                out += c;
+            } else if (static_cast<unsigned char>(c) < 0x20) {
+                std::array<char, 8> escape{};
+                std::snprintf(escape.data(), escape.size(), "\\u%04x", static_cast<unsigned>(c));
+                out += escape.data();
+            } else {
+                out += c;
+            }
+        }
+        return out + "\"";
     }
 
-    static uint64_t value_of(size_t i) {  // middle of the bucket
-        if (i < 2 * kSub) return i;
-        const auto shift = static_cast<unsigned>(i / kSub - 1);
-        const uint64_t low = (i - shift * kSub) << shift;
-        return low + ((uint64_t{1} << shift) >> 1);
-    }
-
-    std::vector<uint64_t> buckets_;
-    uint64_t count_ = 0;
-    uint64_t sum_ = 0;  // exact, for the mean (584 years of nanoseconds)
-    uint64_t min_ = UINT64_MAX;
-    uint64_t max_ = 0;
+    std::string body_;
 };
 
 double ms(uint64_t ns) { return static_cast<double>(ns) / 1e6; }
@@ -1781,6 +1796,413 @@ int run_load(const Options& o, const Connector& connector) {
     return errors.mismatch > 0 ? 1 : 0;
 }
 
+// ---------------------------------------------------------------------------
+// Open-loop mode
+// ---------------------------------------------------------------------------
+//
+// A closed loop (--load) sends the next message only when the last echo is
+// back, so a server that stalls also stops the clock: the slow responses are
+// few, the latency looks fine, and queueing is hidden ("coordinated
+// omission"). Here the requests follow a schedule instead - a total rate R
+// over the connections, evenly spaced or Poisson - whatever the server does.
+// Each request is timed from its *intended* send time; one that waits behind
+// a slow one carries that wait in its own latency. A connection may have many
+// requests in flight; TCP keeps them in order, so the echoes are matched to
+// their intended times first-in first-out, and every byte is checked.
+//
+// The client's own lateness is measured too (how far behind the schedule it
+// handed each request to its connection): when that lags, the client, not the
+// server, is the limit, and the run says so instead of blaming the server.
+
+constexpr uint64_t kOpenLoopHighestUs = 60'000'000;  // 60 s, in microseconds
+constexpr uint64_t kTimerTag = UINT64_MAX;           // epoll data of the schedule's timer
+constexpr uint64_t kLagKeptUpUs = 1000;              // p99 schedule lag that still counts as keeping up
+constexpr double kKeptUpRate = 0.95;                 // achieved / target that still counts as keeping up
+
+HdrHistogram microsecond_histogram() { return HdrHistogram(1, kOpenLoopHighestUs, 3); }
+
+uint64_t us_between(Clock::time_point from, Clock::time_point to) {
+    return static_cast<uint64_t>(std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::microseconds>(to - from).count()));
+}
+
+struct OpenLoopTotals {
+    HdrHistogram latency = microsecond_histogram();  // from the intended send to the whole echo
+    HdrHistogram lag = microsecond_histogram();      // from the intended send to the client's hand-over
+    uint64_t sent = 0;       // requests scheduled in the measured window
+    uint64_t completed = 0;  // ... whose echo came back whole and checked
+    uint64_t mismatches = 0;
+    ErrorCounts errors;
+    uint64_t lost = 0;  // requests in flight on a connection that failed
+    double span_s = 0;  // from the window's start to the last measured echo
+
+    void add(const OpenLoopTotals& o) {
+        span_s = std::max(span_s, o.span_s);
+        latency.merge(o.latency);
+        lag.merge(o.lag);
+        sent += o.sent;
+        completed += o.completed;
+        mismatches += o.mismatches;
+        errors.add(o.errors);
+        lost += o.lost;
+    }
+};
+
+// One epoll loop: its share of the connections and of the rate. A timerfd
+// wakes it at the next intended send time, whatever the sockets do.
+class OpenLoopWorker {
+public:
+    OpenLoopWorker(std::vector<Fd> sockets, const std::vector<char>& pool, size_t size, double rate,
+                   bool poisson, uint64_t seed, int timeout_ms)
+        : pool_(pool), size_(size), mean_gap_s_(1.0 / rate), poisson_(poisson), random_(seed),
+          timeout_(std::chrono::milliseconds(timeout_ms)), scratch_(size_t{64} * 1024) {
+        for (auto& fd : sockets) {
+            conns_.emplace_back();
+            conns_.back().fd = std::move(fd);
+            conns_.back().offset = conns_.size() % kPoolSlack;
+        }
+    }
+
+    void run(Clock::time_point start, Clock::time_point measure_from, Clock::time_point until) noexcept {
+        try {
+            start_ = start;
+            measure_from_ = measure_from;
+            until_ = until;
+            loop();
+        } catch (...) {
+            error_ = std::current_exception();
+        }
+    }
+
+    std::exception_ptr error() const { return error_; }
+    const OpenLoopTotals& totals() const { return totals_; }
+
+private:
+    struct Conn {
+        Fd fd;
+        size_t offset = 0;  // message k is pool[(offset + k) % kPoolSlack, + size)
+        uint64_t issued = 0;    // messages handed to this connection
+        uint64_t sent = 0;      // ... of which wholly written
+        size_t send_off = 0;    // bytes of message `sent` already written
+        uint64_t received = 0;  // messages wholly echoed
+        size_t recv_off = 0;    // bytes of message `received` already echoed
+        std::deque<Clock::time_point> intended;  // of the messages in flight, oldest first
+        bool want_out = false;
+    };
+
+    const char* message(const Conn& c, uint64_t k) const {
+        return pool_.data() + (c.offset + k) % kPoolSlack;
+    }
+
+    Clock::duration next_gap() {
+        const double gap_s = poisson_ ? std::exponential_distribution<double>(1.0 / mean_gap_s_)(random_)
+                                      : mean_gap_s_;
+        return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(gap_s));
+    }
+
+    bool measured(Clock::time_point intended) const {
+        return intended >= measure_from_ && intended < until_;
+    }
+
+    void loop() {
+        poller_ = Fd(::epoll_create1(EPOLL_CLOEXEC));
+        if (poller_.get() < 0) throw sys_error("epoll_create1", "(open loop)", errno);
+        timer_ = Fd(::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+        if (timer_.get() < 0) throw sys_error("timerfd_create", "(open loop)", errno);
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = kTimerTag;
+        if (::epoll_ctl(poller_.get(), EPOLL_CTL_ADD, timer_.get(), &ev) < 0) {
+            throw sys_error("epoll_ctl", "(open loop timer)", errno);
+        }
+        for (Conn& c : conns_) watch(c, EPOLL_CTL_ADD);
+        live_ = conns_.size();
+
+        Clock::time_point next = start_;
+        std::array<epoll_event, kMaxEvents> events{};
+        auto next_scan = Clock::now() + kStallScanEvery;
+        for (;;) {
+            const auto now = Clock::now();
+            while (next <= now && next < until_ && live_ > 0) {
+                issue(next, now);
+                next += next_gap();
+            }
+            const bool issuing = next < until_ && live_ > 0;
+            if (!issuing && in_flight() == 0) break;
+            if (now >= next_scan) {
+                expire_stalled(now);
+                next_scan = now + kStallScanEvery;
+            }
+            arm(issuing ? std::min(next, next_scan) : next_scan);
+            const int n = ::epoll_wait(poller_.get(), events.data(), kMaxEvents, -1);
+            if (n < 0 && errno != EINTR) throw sys_error("epoll_wait", "(open loop)", errno);
+            for (int i = 0; i < n; ++i) {
+                if (events[i].data.u64 == kTimerTag) {
+                    uint64_t expirations = 0;
+                    (void)!::read(timer_.get(), &expirations, sizeof expirations);
+                } else {
+                    handle(conns_[events[i].data.u64], events[i].events);
+                }
+            }
+        }
+    }
+
+    uint64_t in_flight() const {
+        uint64_t n = 0;
+        for (const Conn& c : conns_) n += c.fd.get() >= 0 ? c.intended.size() : 0;
+        return n;
+    }
+
+    void arm(Clock::time_point when) {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(when.time_since_epoch()).count();
+        itimerspec spec{};
+        spec.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+        spec.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+        if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0) spec.it_value.tv_nsec = 1;
+        if (::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr) < 0) {
+            throw sys_error("timerfd_settime", "(open loop)", errno);
+        }
+    }
+
+    // Round-robin over the live connections; the hand-over's lateness is the client's.
+    void issue(Clock::time_point intended, Clock::time_point now) {
+        Conn* c = nullptr;
+        while (c == nullptr) {
+            Conn& candidate = conns_[next_conn_++ % conns_.size()];
+            if (candidate.fd.get() >= 0) c = &candidate;
+        }
+        c->intended.push_back(intended);
+        ++c->issued;
+        if (measured(intended)) {
+            ++totals_.sent;
+            totals_.lag.record(us_between(intended, now));
+        }
+        if (!c->want_out) send_more(*c);
+    }
+
+    void watch(Conn& c, int op) {
+        epoll_event ev{};
+        ev.events = EPOLLIN | (c.want_out ? EPOLLOUT : 0u);
+        ev.data.u64 = static_cast<uint64_t>(&c - conns_.data());
+        if (::epoll_ctl(poller_.get(), op, c.fd.get(), &ev) < 0) throw sys_error("epoll_ctl", "(open loop)", errno);
+    }
+
+    void set_want_out(Conn& c, bool want_out) {
+        if (want_out == c.want_out) return;
+        c.want_out = want_out;
+        watch(c, EPOLL_CTL_MOD);
+    }
+
+    void handle(Conn& c, uint32_t events) {
+        if (c.fd.get() < 0) return;
+        if ((events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) != 0) send_more(c);
+        if (c.fd.get() >= 0 && (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0) receive(c);
+    }
+
+    // Partial writes and EAGAIN: what the kernel does not take now waits for
+    // EPOLLOUT, watched only while output is pending. MSG_NOSIGNAL: a reset
+    // peer is an error to count, not a SIGPIPE.
+    void send_more(Conn& c) {
+        while (c.sent < c.issued) {
+            const ssize_t n = ::send(c.fd.get(), message(c, c.sent) + c.send_off, size_ - c.send_off, MSG_NOSIGNAL);
+            if (n > 0) {
+                c.send_off += static_cast<size_t>(n);
+                if (c.send_off == size_) {
+                    ++c.sent;
+                    c.send_off = 0;
+                }
+            } else if (n < 0 && errno == EINTR) {
+                continue;
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                return set_want_out(c, true);
+            } else {
+                return drop(c, totals_.errors.reset);
+            }
+        }
+        set_want_out(c, false);
+    }
+
+    // The echo is checked slice by slice against what this connection sent, in
+    // order; each message completed pops its intended time.
+    void receive(Conn& c) {
+        for (;;) {
+            const ssize_t n = ::recv(c.fd.get(), scratch_.data(), scratch_.size(), 0);
+            if (n == 0) return drop(c, totals_.errors.eof);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+                return drop(c, totals_.errors.reset);
+            }
+            if (!check(c, scratch_.data(), static_cast<size_t>(n))) return drop(c, totals_.mismatches);
+            if (static_cast<size_t>(n) < scratch_.size()) return;
+        }
+    }
+
+    bool check(Conn& c, const char* data, size_t n) {
+        const auto now = Clock::now();
+        while (n > 0) {
+            // More echo than was sent is a mismatch too (a duplicated or invented byte).
+            const uint64_t sent_bytes = c.sent * size_ + c.send_off;
+            const uint64_t echoed_bytes = c.received * size_ + c.recv_off;
+            if (echoed_bytes >= sent_bytes) return false;
+            const size_t take = static_cast<size_t>(std::min<uint64_t>({n, size_ - c.recv_off, sent_bytes - echoed_bytes}));
+            if (std::memcmp(data, message(c, c.received) + c.recv_off, take) != 0) return false;
+            c.recv_off += take;
+            data += take;
+            n -= take;
+            if (c.recv_off == size_) {
+                const auto intended = c.intended.front();
+                c.intended.pop_front();
+                if (measured(intended)) {
+                    ++totals_.completed;
+                    totals_.latency.record(us_between(intended, now));
+                    totals_.span_s = std::chrono::duration<double>(now - measure_from_).count();
+                }
+                ++c.received;
+                c.recv_off = 0;
+            }
+        }
+        return true;
+    }
+
+    void drop(Conn& c, uint64_t& counter) {
+        ++counter;
+        for (const auto intended : c.intended) totals_.lost += measured(intended) ? 1 : 0;
+        c.intended.clear();
+        c.fd.reset();
+        --live_;
+    }
+
+    void expire_stalled(Clock::time_point now) {
+        for (Conn& c : conns_) {
+            if (c.fd.get() >= 0 && !c.intended.empty() && now - c.intended.front() > timeout_) {
+                drop(c, totals_.errors.timeout);
+            }
+        }
+    }
+
+    const std::vector<char>& pool_;
+    size_t size_;
+    double mean_gap_s_;
+    bool poisson_;
+    std::mt19937_64 random_;
+    Clock::duration timeout_;
+    std::vector<char> scratch_;
+    std::vector<Conn> conns_;
+    size_t next_conn_ = 0;
+    size_t live_ = 0;
+    Fd poller_;
+    Fd timer_;
+    Clock::time_point start_;
+    Clock::time_point measure_from_;
+    Clock::time_point until_;
+    OpenLoopTotals totals_;
+    std::exception_ptr error_;
+};
+
+// --start-at: all agents of a distributed run begin at one wall-clock instant.
+Clock::time_point wait_for_start(const Options& o) {
+    if (o.start_at <= 0) return Clock::now();
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const double wait_s = o.start_at - now;
+    if (wait_s < -1.0) {
+        throw Fatal("--start-at is " + std::to_string(-wait_s) + " s in the past (clocks out of step?)");
+    }
+    if (wait_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(wait_s));
+    return Clock::now();
+}
+
+int run_open_loop(const Options& o, const Connector& connector) {
+    if (o.tls) throw Fatal("--open-loop runs over plain TCP only (no --tls)");
+    raise_fd_limit();
+    ErrorCounts connect_errors;
+    std::vector<Fd> sockets = connect_all(connector.endpoints().front(), o.connections, timeout_ms(o), connect_errors);
+    if (sockets.empty()) throw Fatal("--open-loop: no connection to " + host_port(o.host, o.port) + " succeeded");
+    const std::vector<char> pool = make_pool(o.size);
+    const size_t n_workers = std::min<size_t>(o.threads, sockets.size());
+    std::vector<std::vector<Fd>> shares(n_workers);
+    for (size_t i = 0; i < sockets.size(); ++i) shares[i % n_workers].push_back(std::move(sockets[i]));
+    std::vector<std::unique_ptr<OpenLoopWorker>> workers;
+    for (size_t i = 0; i < n_workers; ++i) {
+        workers.push_back(std::make_unique<OpenLoopWorker>(std::move(shares[i]), pool, o.size,
+                                                           o.rate / static_cast<double>(n_workers),
+                                                           o.poisson, 0x5EED + i, timeout_ms(o)));
+    }
+
+    const auto start = wait_for_start(o);
+    const double started_at =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto measure_from = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.warmup_s));
+    const auto until = measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.duration_s));
+    {
+        Joiner joiner;
+        for (auto& w : workers) joiner.threads.emplace_back(&OpenLoopWorker::run, w.get(), start, measure_from, until);
+    }
+    OpenLoopTotals totals;
+    totals.errors.add(connect_errors);
+    for (const auto& w : workers) {
+        if (w->error()) std::rethrow_exception(w->error());
+        totals.add(w->totals());
+    }
+    // Echoes per second of wall time: a server (or client) that falls behind
+    // finishes the window's requests late, and that stretches the divisor.
+    const double achieved = static_cast<double>(totals.completed) / std::max(o.duration_s, totals.span_s);
+    const uint64_t lag_p99 = totals.lag.percentile(99);
+    const bool kept_up = lag_p99 <= kLagKeptUpUs;
+    const uint64_t errors = totals.errors.connect + totals.errors.reset + totals.errors.eof +
+                            totals.errors.timeout + totals.lost;
+    if (o.json) {
+        JsonObject json;
+        json.text("mode", "open-loop")
+            .number("target_rate", o.rate, 1)
+            .number("achieved_rate", achieved, 1)
+            .integer("connections", o.connections)
+            .integer("size", o.size)
+            .text("arrival", o.poisson ? "poisson" : "fixed")
+            .number("duration_s", o.duration_s, 3)
+            .number("started_at", started_at, 6)
+            .integer("sent", totals.sent)
+            .integer("completed", totals.completed)
+            .integer("errors", errors)
+            .integer("mismatches", totals.mismatches)
+            .boolean("kept_up", kept_up)
+            .integer("lag_p99_us", lag_p99)
+            .integer("max_lag_us", totals.lag.max())
+            .integer("p50_us", totals.latency.percentile(50))
+            .integer("p90_us", totals.latency.percentile(90))
+            .integer("p99_us", totals.latency.percentile(99))
+            .integer("p999_us", totals.latency.percentile(99.9))
+            .integer("max_us", totals.latency.max())
+            .integer("count", totals.latency.count())
+            .text("histogram", totals.latency.encode());
+        std::printf("%s\n", json.str().c_str());
+    } else {
+        std::printf("[client] open loop: %s arrivals over %zu connections for %.1f s\n",
+                    o.poisson ? "poisson" : "fixed", o.connections, o.duration_s);
+        std::printf("[client] achieved %.1f/s of target %.1f/s (%llu of %llu requests echoed and checked, "
+                    "%llu errors, %llu mismatches)\n",
+                    achieved, o.rate, static_cast<unsigned long long>(totals.completed),
+                    static_cast<unsigned long long>(totals.sent), static_cast<unsigned long long>(errors),
+                    static_cast<unsigned long long>(totals.mismatches));
+        std::printf("[client] latency from the intended send (us): p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  "
+                    "max %llu  (n=%llu)\n",
+                    static_cast<unsigned long long>(totals.latency.percentile(50)),
+                    static_cast<unsigned long long>(totals.latency.percentile(90)),
+                    static_cast<unsigned long long>(totals.latency.percentile(99)),
+                    static_cast<unsigned long long>(totals.latency.percentile(99.9)),
+                    static_cast<unsigned long long>(totals.latency.max()),
+                    static_cast<unsigned long long>(totals.latency.count()));
+        if (!kept_up) {
+            std::printf("[client] client could not keep up: it handed requests out %.3f ms behind schedule "
+                        "at p99 (max %.3f ms); these figures describe this client, not the server\n",
+                        static_cast<double>(lag_p99) / 1000, static_cast<double>(totals.lag.max()) / 1000);
+        } else if (achieved < kKeptUpRate * o.rate) {
+            std::printf("[client] the server fell behind: the client kept to its schedule, the echoes did not\n");
+        }
+    }
+    return totals.mismatches > 0 ? 1 : 0;
+}
+
 int run_client(int argc, char** argv) {
     const Options o = parse_args(argc, argv);
     if (o.help) {
@@ -1794,6 +2216,7 @@ int run_client(int argc, char** argv) {
     }
     const Connector connector(o);  // resolves --host; with --tls, the TLS context
     if (o.handshakes > 0) return run_handshakes(o, connector);
+    if (o.open_loop) return run_open_loop(o, connector);
     if (o.load) return run_load(o, connector);
     if (o.stream > 0) return run_stream(o, connector);
     if (o.count == 1 && o.size == 0 && !o.json) return run_single(o, connector);
