@@ -105,7 +105,7 @@ FULL = Profile(
     tls_bulk_bytes=64 * MiB,
     tls_bulk_rounds=5,
     tls_load_warmup_s=2.0,
-    sweep_rates=(2000, 5000, 10000, 20000, 30000, 40000, 50000, 60000, 80000, 100000),
+    sweep_rates=(2000, 5000, 10000, 20000, 30000, 40000, 60000, 80000),
     sweep_step_s=3.0,
     sweep_warmup_s=0.5,
 )
