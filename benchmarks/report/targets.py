@@ -74,6 +74,11 @@ def knee_check(run: Run, limit_us: float) -> Check:
         f"{fmt(others[best_other], 0)}/s"
     )
     met = all(cpp >= (rate or 0.0) for rate in others.values()) and cpp >= KNEE_OVER_NODE * node
+    steps = [step for server in knees for step in run.steps(server, SWEEP.name)]
+    if behind := sum(1 for step in steps if not step.get("kept_up", True)):
+        note = "; ".join(
+            filter(None, [note, f"the client fell behind its schedule in {behind} of {len(steps)} steps"])
+        )
     return Check(goal, run.placement, measured, met, note)
 
 
