@@ -66,8 +66,11 @@ def knee_check(run: Run, limit_us: float) -> Check:
     cpp, node = knees.get("cpp"), knees.get(NODE)
     others = {server: rate for server, rate in knees.items() if server != "cpp"}
     note = "" if run.placement == "any" else NOT_ANY
-    if cpp is None or node is None or not others:
+    if "cpp" not in knees or NODE not in knees or not others:
         return Check(goal, run.placement, "-", None, note or "no sweep of cpp and node in this run")
+    if cpp is None or node is None:
+        missing = " and ".join(server for server, rate in (("cpp", cpp), (NODE, node)) if rate is None)
+        return Check(goal, run.placement, "-", None, f"no step of {missing} had its p99 within the limit")
     best_other = max(others, key=lambda server: others[server] or 0.0)
     measured = (
         f"cpp {fmt(cpp, 0)}/s, {times(ratio(cpp, node))} node; best other {best_other} "
