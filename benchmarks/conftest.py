@@ -5,6 +5,9 @@ Options (group "echo benchmarks"):
   --placement {any,same-cpu,cross-cpu}
                            pin the server and the client to the same CPU or to different ones
 
+``--benchmark-compare`` with no saved run to compare with (a fresh clone) is not an error: the
+run goes ahead uncompared, and the report header and the summary say how to save a baseline.
+
 Each workload is one test function over the fixture ``server``: the root conftest's TCP targets
 (every row of impls/table.py, or --server-cmd / --server-addr) plus the reference ``node``
 (Node.js ``net.createServer(s => s.pipe(s))``), so every table has its baseline. The
@@ -22,15 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pytest_benchmark.logger import Logger
+from pytest_benchmark.utils import get_machine_id, load_storage
 
+from benchmarks.catalogue import NODE, SOCAT, SOCAT_TLS
 from benchmarks.record import run_description
 from benchmarks.workloads import (
     FULL,
-    NODE,
     NODE_COMMAND,
     PLACEMENTS,
     QUICK,
-    SOCAT_TLS,
+    SOCAT_COMMAND,
     SOCAT_TLS_COMMAND,
     Placement,
     Profile,
@@ -66,6 +71,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+NO_BASELINE = pytest.StashKey[str]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Before pytest-benchmark loads its baseline: with none saved, compare with nothing."""
+    compare = config.getoption("benchmark_compare")
+    if not compare:
+        return
+    # pytest-benchmark's own loader, as its session builds it (the package has no type hints).
+    storage = load_storage(  # type: ignore[no-untyped-call]
+        config.getoption("benchmark_storage"),
+        logger=Logger(Logger.QUIET, config=config),  # type: ignore[no-untyped-call]
+        default_machine_id=get_machine_id(),  # type: ignore[no-untyped-call]
+        netrc=config.getoption("benchmark_netrc"),
+    )
+    if list(storage.load() if compare is True else storage.load(compare)):
+        return
+    config.option.benchmark_compare = False
+    wanted = "no saved benchmark run" if compare is True else f"no saved benchmark run matches {compare!r}"
+    config.stash[NO_BASELINE] = (
+        f"--benchmark-compare: nothing to compare yet ({wanted} in {storage}); this run is not "
+        "compared. Save a baseline with --benchmark-autosave (or --benchmark-save=NAME), then "
+        "run again with --benchmark-compare."
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return config.stash.get(NO_BASELINE, None)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if notice := config.stash.get(NO_BASELINE, None):
+        terminalreporter.write_line(notice, yellow=True)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config: pytest.Config, output_json: dict[str, Any]) -> None:
     """Save the command, the machine and its load with the results (for benchmarks.report)."""
@@ -96,16 +137,20 @@ def placement(request: pytest.FixtureRequest) -> Iterator[Placement]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """``server``: this session's TCP targets, then the Node.js baseline every workload is compared
-    with; ``tls_server``: its TLS targets, then socat's OPENSSL-LISTEN."""
+    with; ``sweep_server``: the same and socat's echo (the open-loop sweep's second reference);
+    ``tls_server``: its TLS targets, then socat's OPENSSL-LISTEN."""
     targets: list[TargetSpec] = metafunc.config.stash[TARGET_SPECS]
     host: str = metafunc.config.getoption("server_host")
-    for fixture, transport, baseline in (
-        ("server", TCP, TargetSpec(NODE, command=NODE_COMMAND, host=host)),
-        ("tls_server", TLS, _socat_tls(targets, host)),
+    node = TargetSpec(NODE, command=NODE_COMMAND, host=host)
+    socat = TargetSpec(SOCAT, command=SOCAT_COMMAND, host=host)
+    tls_baseline = _socat_tls(targets, host)
+    for fixture, transport, baselines in (
+        ("server", TCP, [node]),
+        ("sweep_server", TCP, [node, socat]),
+        ("tls_server", TLS, [tls_baseline] if tls_baseline else []),
     ):
         if fixture in metafunc.fixturenames:
-            specs = [spec for spec in targets if spec.transport == transport]
-            specs += [baseline] if baseline else []
+            specs = [spec for spec in targets if spec.transport == transport] + baselines
             metafunc.parametrize(
                 fixture, specs, ids=[spec.name for spec in specs], indirect=True, scope="session"
             )
@@ -126,13 +171,19 @@ def server(request: pytest.FixtureRequest) -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
+def sweep_server(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The running TCP server the open-loop sweep measures (node and socat among them)."""
+    yield from _serve(request.param)
+
+
+@pytest.fixture(scope="session")
 def tls_server(request: pytest.FixtureRequest) -> Iterator[Target]:
     """The running TLS server a TLS workload measures, started once per session."""
     yield from _serve(request.param)
 
 
 def _serve(spec: TargetSpec) -> Iterator[Target]:
-    for baseline, program in ((NODE, "node"), (SOCAT_TLS, "socat")):
+    for baseline, program in ((NODE, "node"), (SOCAT, "socat"), (SOCAT_TLS, "socat")):
         if spec.name == baseline and not have(program):
             pytest.skip(f"the {baseline} baseline needs {program!r} on PATH")
     with serving(spec) as running:

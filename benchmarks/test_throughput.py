@@ -10,39 +10,11 @@ over the client's own time from its first write to the server's EOF.
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from benchmarks.record import Benchmark, prepare
-from benchmarks.workloads import KiB, Placement, Profile, native_stream
+from benchmarks.catalogue import BULK
+from benchmarks.workloads import Benchmark, Placement, Profile, measure_bulk, prepare
 from conformance.harness.targets import Target
-
-WRITE_SIZE = 64 * KiB
-
-
-def measure_bulk(
-    benchmark: Benchmark, server: Target, client: Path, size: int, *, rounds: int, options: Sequence[str] = ()
-) -> list[dict[str, Any]]:
-    """Stream ``size`` bytes ``rounds`` times (after an unrecorded warm-up), every byte checked;
-    records MB/s at the median round; returns the client's reports (``options``: TLS)."""
-    streams: list[dict[str, Any]] = []
-
-    def stream_once() -> None:
-        streams.append(native_stream(str(client), server.address, size, WRITE_SIZE, options))
-
-    # Unrecorded warm-up: in trials the first stream against a server was often the slowest by
-    # far (1.1-2.0 against 3.0-3.6 GB/s, every server alike); the rounds are timed after it.
-    native_stream(str(client), server.address, size, WRITE_SIZE, options)
-    benchmark.pedantic(stream_once, rounds=rounds, iterations=1)
-    assert all(stream["bytes"] == size for stream in streams), f"the C++ client reported {streams}"
-    benchmark.extra_info.update(
-        client="cpp",
-        mb_per_s=statistics.median(stream["mb_per_s"] for stream in streams),
-        mb_per_s_rounds=[stream["mb_per_s"] for stream in streams],
-    )
-    return streams
 
 
 def test_bulk(
@@ -50,5 +22,5 @@ def test_bulk(
 ) -> None:
     """256 MiB on one connection (32 MiB with --quick); MB/s at the median of the rounds."""
     size = profile.bulk_bytes
-    prepare(benchmark, server, "bulk-stream", placement, profile, size=size, write_size=WRITE_SIZE)
+    prepare(benchmark, server, BULK.workloads[0], placement, profile, size=size)
     measure_bulk(benchmark, server, cpp_client, size, rounds=profile.bulk_rounds)

@@ -20,33 +20,26 @@ Ratios to socat-tls are computed by benchmarks.report; there are no targets for 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from benchmarks.record import Benchmark, prepare
-from benchmarks.test_concurrency import measure_load
-from benchmarks.test_latency import NATIVE_SIZE, native, ping_pong
-from benchmarks.test_throughput import WRITE_SIZE, measure_bulk
+from benchmarks.catalogue import TLS_BULK, TLS_HANDSHAKE, TLS_LOAD, TLS_NATIVE, TLS_RTT, Workload
 from benchmarks.workloads import (
-    KiB,
+    Benchmark,
     Placement,
     Profile,
+    measure_bulk,
+    measure_load,
+    native,
     native_handshakes,
+    negotiated,
+    ping_pong,
+    prepare,
     tls_options,
 )
 from conformance.harness.targets import Target
 
-HANDSHAKE_SIZE = 64
-RTT_SIZES = {"64B": 64, "16KiB": 16 * KiB}
-LOAD_CONNECTIONS = 100
 TLS_1_3 = "TLSv1.3"
-
-
-def negotiated(result: dict[str, Any]) -> dict[str, Any]:
-    """The TLS version and cipher the C++ client reports, checked to be TLS at all."""
-    assert result.get("tls_version", "").startswith("TLS"), f"the C++ client did not speak TLS: {result}"
-    return {"tls_version": result["tls_version"], "cipher": result["cipher"]}
 
 
 def test_tls_handshake(
@@ -54,10 +47,12 @@ def test_tls_handshake(
 ) -> None:
     """Sequential full TLS 1.3 handshakes, each with one 64 B echo: handshakes/s and latency."""
     count = profile.tls_handshakes
-    prepare(benchmark, tls_server, "tls-handshake", placement, profile, size=HANDSHAKE_SIZE, count=count)
+    (workload,) = TLS_HANDSHAKE.workloads
+    prepare(benchmark, tls_server, workload, placement, profile, count=count)
+    size = workload.parameters["size"]
     result = benchmark.pedantic(
         native_handshakes,
-        args=(str(cpp_client), tls_server.address, count, HANDSHAKE_SIZE, tls_options(tls_server)),
+        args=(str(cpp_client), tls_server.address, count, size, tls_options(tls_server)),
         rounds=1,
         iterations=1,
     )
@@ -70,13 +65,13 @@ def test_tls_handshake(
     )
 
 
-@pytest.mark.parametrize("label", RTT_SIZES)
+@pytest.mark.parametrize("workload", TLS_RTT.workloads, ids=lambda workload: workload.name)
 def test_tls_rtt(
-    benchmark: Benchmark, tls_server: Target, placement: Placement, profile: Profile, label: str
+    benchmark: Benchmark, tls_server: Target, placement: Placement, profile: Profile, workload: Workload
 ) -> None:
     """Round trips of one message size on one TLS connection (Python client), each echo checked."""
-    size = RTT_SIZES[label]
-    prepare(benchmark, tls_server, f"tls-rtt-{label}", placement, profile, size=size)
+    prepare(benchmark, tls_server, workload, placement, profile)
+    size = workload.parameters["size"]
     ping_pong(benchmark, tls_server, size, profile.rtt_rounds, profile.rtt_warmup_rounds)
 
 
@@ -84,7 +79,7 @@ def test_tls_rtt_native(
     benchmark: Benchmark, tls_server: Target, cpp_client: Path, placement: Placement, profile: Profile
 ) -> None:
     """64 B round trips over TLS timed by the C++ client (its handshake not included)."""
-    prepare(benchmark, tls_server, "tls-rtt-64B-native", placement, profile, size=NATIVE_SIZE)
+    prepare(benchmark, tls_server, TLS_NATIVE.workloads[0], placement, profile)
     result = native(benchmark, tls_server, cpp_client, profile.native_count, tls_options(tls_server))
     benchmark.extra_info.update(client_handshake_ms=result["handshake_ms"], **negotiated(result))
 
@@ -94,7 +89,7 @@ def test_tls_bulk(
 ) -> None:
     """One TLS connection streams 64 MiB (8 MiB with --quick); MB/s at the median of the rounds."""
     size = profile.tls_bulk_bytes
-    prepare(benchmark, tls_server, "tls-bulk-stream", placement, profile, size=size, write_size=WRITE_SIZE)
+    prepare(benchmark, tls_server, TLS_BULK.workloads[0], placement, profile, size=size)
     options = tls_options(tls_server)
     streams = measure_bulk(
         benchmark, tls_server, cpp_client, size, rounds=profile.tls_bulk_rounds, options=options
@@ -106,21 +101,20 @@ def test_tls_load(
     benchmark: Benchmark, tls_server: Target, cpp_client: Path, placement: Placement, profile: Profile
 ) -> None:
     """100 TLS connections ping-ponging 64 B for a fixed time (C++ load client), handshakes first."""
-    group = f"tls-load-{LOAD_CONNECTIONS}"
-    prepare(benchmark, tls_server, group, placement, profile, connections=LOAD_CONNECTIONS)
+    (workload,) = TLS_LOAD.workloads
+    connections = workload.parameters["connections"]
+    prepare(benchmark, tls_server, workload, placement, profile)
     typical, runs = measure_load(
         benchmark,
         tls_server,
         cpp_client,
         profile,
-        LOAD_CONNECTIONS,
+        connections,
         warmup_s=profile.tls_load_warmup_s,
         options=tls_options(tls_server),
     )
     for run in runs:
-        assert run.result["handshakes"] == LOAD_CONNECTIONS, (
-            f"not every TLS handshake completed: {run.result}"
-        )
+        assert run.result["handshakes"] == connections, f"not every TLS handshake completed: {run.result}"
     result = typical.result
     benchmark.extra_info.update(
         # False: some handshakes ran into the measured window, which lowers the rate (the report says so).

@@ -17,33 +17,33 @@ import random
 import re
 import resource
 import shutil
-import statistics
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import psutil
+from hdrh.histogram import HdrHistogram
 
+from benchmarks.catalogue import LOAD_MESSAGE_SIZE, NATIVE_SIZE, SWEEP, KiB, MiB, Workload
 from conformance.harness.duplex import connect
 from conformance.harness.servers import Address, ServerProcess
 from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target, TargetSpec
 
-KiB, MiB = 1 << 10, 1 << 20
 SOCKET_TIMEOUT_S = 30.0
+WRITE_SIZE = 64 * KiB  # the bulk stream's writes
 CPU_SAMPLE_INTERVAL_S = 0.05
 CLIENT_SLACK_S = 120.0  # beyond its own duration, how long a client run may take (10,000 connects)
 
-NODE = "node"
 # The Node.js baseline: the echo every Node tutorial writes. The error handler only keeps a
 # client's reset from killing the process (an unhandled 'error' event); it costs nothing.
 NODE_COMMAND = (
     "node -e \"require('net').createServer(s => { s.on('error', () => s.destroy()); s.pipe(s); })"
     ".listen({port}, '{host}')\""
 )
-SOCAT_TLS = "socat-tls"
 # The TLS baseline: socat terminating TLS (OpenSSL, one process per connection) in front of
 # ``cat``, which echoes the decrypted stream. {certkey}: the suite's test certificate (trustme).
 # - EXEC:cat, not PIPE: socat's PIPE deadlocks on itself in a bulk TLS stream (4 of 5 streams
@@ -57,10 +57,13 @@ SOCAT_TLS_COMMAND = (
     "socat OPENSSL-LISTEN:{port},bind={host},reuseaddr,fork,backlog=1024,cert={certkey},verify=0,nodelay"
     " EXEC:cat"
 )
+# The other TCP reference of the open-loop sweep: socat's own echo, a process per connection
+# (fork) copying the socket into itself (PIPE). nodelay: no Nagle delay on small echoes.
+SOCAT_COMMAND = "socat TCP-LISTEN:{port},bind={host},reuseaddr,fork,backlog=1024,nodelay PIPE"
 SOCKPERF_SERVER_COMMAND = "sockperf sr --tcp -i {host} -p {port}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Profile:
     """How long each workload runs: the full run, or the quick profile that keeps CI honest."""
 
@@ -80,28 +83,86 @@ class Profile:
     tls_bulk_bytes: int
     tls_bulk_rounds: int
     tls_load_warmup_s: float  # covers the 100 handshakes that come before the measured window
+    sweep_rates: tuple[int, ...]  # the open-loop sweep's offered loads, requests/s in total
+    sweep_step_s: float  # each step's measured time
+    sweep_warmup_s: float
 
 
-FULL = Profile("full", 3000, 200, 1000, 256 * MiB, 7, 2000, 20000, 3, 3.0, 0.5, 3, 2000, 64 * MiB, 5, 2.0)
-QUICK = Profile("quick", 200, 20, 200, 32 * MiB, 2, 200, 2000, 1, 1.0, 0.2, 1, 100, 8 * MiB, 1, 1.0)
+FULL = Profile(
+    name="full",
+    rtt_rounds=3000,
+    rtt_warmup_rounds=200,
+    original_count=1000,
+    bulk_bytes=256 * MiB,
+    bulk_rounds=7,
+    connection_rounds=2000,
+    native_count=20000,
+    sockperf_seconds=3,
+    load_duration_s=3.0,
+    load_warmup_s=0.5,
+    load_rounds=3,
+    tls_handshakes=2000,
+    tls_bulk_bytes=64 * MiB,
+    tls_bulk_rounds=5,
+    tls_load_warmup_s=2.0,
+    sweep_rates=(2000, 5000, 10000, 20000, 30000, 40000, 60000, 80000),
+    sweep_step_s=3.0,
+    sweep_warmup_s=0.5,
+)
+QUICK = Profile(
+    name="quick",
+    rtt_rounds=200,
+    rtt_warmup_rounds=20,
+    original_count=200,
+    bulk_bytes=32 * MiB,
+    bulk_rounds=2,
+    connection_rounds=200,
+    native_count=2000,
+    sockperf_seconds=1,
+    load_duration_s=1.0,
+    load_warmup_s=0.2,
+    load_rounds=1,
+    tls_handshakes=100,
+    tls_bulk_bytes=8 * MiB,
+    tls_bulk_rounds=1,
+    tls_load_warmup_s=1.0,
+    sweep_rates=(5000, 40000),
+    sweep_step_s=0.5,
+    sweep_warmup_s=0.1,
+)
 
 
 def seeded_payload(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def percentiles_ms(samples_s: list[float]) -> dict[str, float]:
-    """p50/p95/p99 and the mean of a list of durations in seconds, in milliseconds."""
-    if len(samples_s) < 2:
-        only = samples_s[0] * 1e3 if samples_s else float("nan")
-        return {"avg_ms": only, "p50_ms": only, "p95_ms": only, "p99_ms": only}
-    cuts = statistics.quantiles(samples_s, n=100, method="inclusive")
-    return {
-        "avg_ms": statistics.fmean(samples_s) * 1e3,
-        "p50_ms": cuts[49] * 1e3,
-        "p95_ms": cuts[94] * 1e3,
-        "p99_ms": cuts[98] * 1e3,
+# HdrHistogram range and precision, as the C++ client's: 1 µs to 60 s, 3 significant digits.
+HISTOGRAM_RANGE_US = (1, 60_000_000)
+HISTOGRAM_DIGITS = 3
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p99.9": 99.9}
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(*HISTOGRAM_RANGE_US, HISTOGRAM_DIGITS)
+
+
+def histogram_of(samples_s: Sequence[float]) -> HdrHistogram:
+    """An HdrHistogram (µs) of durations in seconds."""
+    histogram = new_histogram()
+    for sample in samples_s:
+        histogram.record_value(min(HISTOGRAM_RANGE_US[1], max(1, round(sample * 1e6))))
+    return histogram
+
+
+def summary_us(histogram: HdrHistogram) -> dict[str, Any]:
+    """p50/p90/p99/p99.9/max in µs, the sample count and the encoded histogram (to merge later)."""
+    summary: dict[str, Any] = {
+        f"{key}_us": float(histogram.get_value_at_percentile(pct)) for key, pct in PERCENTILES.items()
     }
+    summary["max_us"] = float(histogram.get_max_value())
+    summary["count"] = histogram.get_total_count()
+    summary["histogram"] = histogram.encode().decode("ascii")
+    return summary
 
 
 class PingPong:
@@ -288,6 +349,8 @@ class LoadRun:
 
     result: dict[str, Any]
     server_cpu_us_per_rt: float | None
+    server_cpu_share: float | None = None  # server CPU seconds per second of the measured window
+    client_cpu_share: float | None = None  # the same for the load client
 
 
 def run_load(
@@ -311,7 +374,32 @@ def run_load(
     argv = [client, "--host", address.host, "--port", str(address.port), "--load"]
     argv += ["--connections", str(connections), "--size", str(size)]
     argv += ["--duration", str(profile.load_duration_s), "--warmup", str(warmup), *options]
-    deadline = time.monotonic() + profile.load_duration_s + warmup + CLIENT_SLACK_S
+    return _sampled_run(argv, server_pid, profile.load_duration_s, warmup, "rate_per_s")
+
+
+def run_open_loop(
+    client: str,
+    address: Address,
+    server_pid: int | None,
+    *,
+    rate: int,
+    connections: int,
+    size: int,
+    duration_s: float,
+    warmup_s: float,
+) -> LoadRun:
+    """``client --open-loop --rate R``: R requests/s in total over N connections on a fixed
+    schedule, each timed from its intended send time; the server's and the client's CPU sampled."""
+    argv = [client, "--host", address.host, "--port", str(address.port), "--open-loop"]
+    argv += ["--rate", str(rate), "--connections", str(connections), "--size", str(size)]
+    argv += ["--duration", str(duration_s), "--warmup", str(warmup_s), "--json"]
+    return _sampled_run(argv, server_pid, duration_s, warmup_s, "achieved_rate")
+
+
+def _sampled_run(
+    argv: list[str], server_pid: int | None, duration_s: float, warmup_s: float, rate_key: str
+) -> LoadRun:
+    deadline = time.monotonic() + duration_s + warmup_s + CLIENT_SLACK_S
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as process:
         samples = list(_cpu_samples(process, server_pid, deadline))
         stdout, stderr = process.communicate(timeout=CLIENT_SLACK_S)
@@ -319,13 +407,20 @@ def run_load(
     result = _json_line(argv, finished)
     if process.returncode not in (0, 1):  # 1 is an echo mismatch: the caller reports it
         raise ClientError(_explain(argv, finished, f"the load client exited {process.returncode}"))
-    return LoadRun(result, _cpu_per_round_trip(samples, profile.load_duration_s, result["rate_per_s"]))
+    window = _window(samples, duration_s)
+    rate = float(result[rate_key])
+    if window is None:
+        return LoadRun(result, None)
+    seconds, server_cpu, client_cpu = window
+    per_rt = server_cpu / (rate * seconds) * 1e6 if rate > 0 else None
+    return LoadRun(result, per_rt, server_cpu / seconds, client_cpu / seconds)
 
 
 def _cpu_samples(
     process: subprocess.Popen[str], server_pid: int | None, deadline: float
-) -> Iterator[tuple[float, float]]:
-    """(time, server CPU seconds) every CPU_SAMPLE_INTERVAL_S while the client is running."""
+) -> Iterator[tuple[float, float, float]]:
+    """(time, server CPU s, client CPU s) every CPU_SAMPLE_INTERVAL_S while the client runs."""
+    client = psutil.Process(process.pid)
     while True:
         try:
             process.wait(timeout=CPU_SAMPLE_INTERVAL_S)
@@ -336,19 +431,27 @@ def _cpu_samples(
                     f"the load client did not finish by its deadline: {process.args!r}"
                 ) from None
             if server_pid is not None:
-                yield time.monotonic(), server_cpu_seconds(server_pid)
+                try:
+                    client_times = client.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue  # it exited between the wait and the sample
+                sample = time.monotonic(), server_cpu_seconds(server_pid)
+                yield (*sample, client_times.user + client_times.system)
             continue
         return
 
 
-def _cpu_per_round_trip(samples: list[tuple[float, float]], duration_s: float, rate: float) -> float | None:
-    if len(samples) < 2 or rate <= 0:
+def _window(
+    samples: list[tuple[float, float, float]], duration_s: float
+) -> tuple[float, float, float] | None:
+    """(seconds, server CPU s, client CPU s) over the last ``duration_s`` of the samples."""
+    if len(samples) < 2:
         return None
-    end_time, end_cpu = samples[-1]
-    start_time, start_cpu = next(sample for sample in samples if sample[0] >= end_time - duration_s)
-    if end_time - start_time < duration_s / 2:
+    end = samples[-1]
+    start = next(sample for sample in samples if sample[0] >= end[0] - duration_s)
+    if end[0] - start[0] < duration_s / 2:
         return None
-    return (end_cpu - start_cpu) / (rate * (end_time - start_time)) * 1e6
+    return end[0] - start[0], end[1] - start[1], end[2] - start[2]
 
 
 def start_sockperf_server(host: str) -> tuple[ServerProcess, Address]:
@@ -361,7 +464,7 @@ _SOCKPERF_AVG = re.compile(r"avg-rtt=(?P<usec>[\d.]+)")
 
 
 def sockperf_ping_pong(address: Address, seconds: int, size: int) -> dict[str, float]:
-    """sockperf's own client against its own server: round-trip percentiles in milliseconds."""
+    """sockperf's own client against its own server: round-trip mean and percentiles in µs."""
     argv = ["sockperf", "pp", "--tcp", "-i", address.host, "-p", str(address.port), "--full-rtt"]
     argv += ["-t", str(seconds), "-m", str(size)]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
@@ -371,10 +474,10 @@ def sockperf_ping_pong(address: Address, seconds: int, size: int) -> dict[str, f
     if result.returncode != 0 or average is None or not {50.0, 90.0, 99.0} <= found.keys():
         raise ClientError(_explain(argv, result, "sockperf printed no round-trip percentiles"))
     return {
-        "avg_ms": float(average["usec"]) / 1e3,
-        "p50_ms": found[50.0],
-        "p90_ms": found[90.0],
-        "p99_ms": found[99.0],
+        "avg_us": float(average["usec"]),
+        "p50_us": found[50.0] * 1e3,
+        "p90_us": found[90.0] * 1e3,
+        "p99_us": found[99.0] * 1e3,
     }
 
 
@@ -387,3 +490,246 @@ def raise_fd_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# --- the measurements the test modules run ----------------------------------------------------
+
+
+class Stats(Protocol):
+    data: list[float]
+
+
+class Metadata(Protocol):
+    stats: Stats
+
+
+class Benchmark(Protocol):
+    """The parts of pytest-benchmark's ``benchmark`` fixture the workloads use."""
+
+    group: str | None
+    extra_info: dict[str, Any]
+    stats: Metadata | None
+
+    def pedantic(
+        self,
+        target: Callable[..., Any],
+        args: tuple[Any, ...] = ...,
+        rounds: int = ...,
+        warmup_rounds: int = ...,
+        iterations: int = ...,
+    ) -> Any: ...
+
+
+def prepare(
+    benchmark: Benchmark,
+    server: Target | str,
+    workload: Workload,
+    placement: Placement,
+    profile: Profile,
+    **parameters: Any,
+) -> None:
+    """Name the group (implementations side by side), pin the server, describe the run."""
+    benchmark.group = workload.name
+    name = server if isinstance(server, str) else server.name
+    if not isinstance(server, str):
+        placement.pin_server(server.server.pid if server.server is not None else None)
+    benchmark.extra_info.update(
+        server=name,
+        workload=workload.name,
+        profile=profile.name,
+        **placement.describe(),
+        **workload.parameters,
+        **parameters,
+    )
+
+
+def round_samples(benchmark: Benchmark) -> list[float]:
+    """Each round's duration in seconds (empty with --benchmark-disable)."""
+    return list(benchmark.stats.stats.data) if benchmark.stats is not None else []
+
+
+def ping_pong(benchmark: Benchmark, server: Target, size: int, rounds: int, warmup: int) -> None:
+    """Round trips of ``size`` bytes on one connection, each timed: their HdrHistogram summary,
+    the mean and p95 in ms (the original project's figures) and the MB/s they imply."""
+    connection = PingPong(server.address, size)
+    try:
+        benchmark.pedantic(connection.round_trip, rounds=rounds, warmup_rounds=warmup, iterations=1)
+    finally:
+        connection.close()
+    if samples := round_samples(benchmark):
+        histogram = histogram_of(samples)
+        benchmark.extra_info.update(summary_us(histogram))
+        benchmark.extra_info.update(
+            avg_ms=sum(samples) / len(samples) * 1e3,
+            p95_ms=histogram.get_value_at_percentile(95.0) / 1e3,
+            mb_per_s=size * len(samples) / sum(samples) / 1e6,
+        )
+
+
+def native(
+    benchmark: Benchmark, server: Target, client: Path, count: int, options: Sequence[str] = ()
+) -> dict[str, Any]:
+    """64 B round trips timed by the C++ client (``options``: TLS); records them, returns its JSON."""
+    result: dict[str, Any] = benchmark.pedantic(
+        native_round_trips,
+        args=(str(client), server.address, count, NATIVE_SIZE, options),
+        rounds=1,
+        iterations=1,
+    )
+    assert result["count"] == count, f"the C++ client reported {result}"
+    benchmark.extra_info.update(
+        avg_us=result["total_s"] / result["count"] * 1e6,
+        count=result["count"],
+        **{f"{key}_us": value * 1e3 for key, value in result["rtt_ms"].items()},
+    )
+    return result
+
+
+def measure_load(
+    benchmark: Benchmark,
+    server: Target,
+    client: Path,
+    profile: Profile,
+    connections: int,
+    *,
+    warmup_s: float | None = None,
+    options: Sequence[str] = (),
+) -> tuple[LoadRun, list[LoadRun]]:
+    """The load rounds (``options``: TLS; ``warmup_s``: instead of the profile's), each checked;
+    records the median round by rate; returns it and all the rounds, in order."""
+    server_pid = server.server.pid if server.server is not None else None
+    runs: list[LoadRun] = []
+
+    def load_once() -> None:
+        runs.append(
+            run_load(
+                str(client),
+                server.address,
+                server_pid,
+                connections=connections,
+                size=LOAD_MESSAGE_SIZE,
+                profile=profile,
+                warmup_s=warmup_s,
+                options=options,
+            )
+        )
+
+    benchmark.pedantic(load_once, rounds=profile.load_rounds, iterations=1)
+    for run in runs:
+        assert run.result["errors"]["mismatch"] == 0, f"echo mismatches under load: {run.result}"
+        assert run.result["round_trips"] > 0, f"no round trip on {connections} connections: {run.result}"
+    # On a shared machine one round can be slowed by a neighbour: keep the median round whole
+    # (its rate, latencies and CPU cost belong together) and the rates of all of them.
+    typical = sorted(runs, key=lambda run: float(run.result["rate_per_s"]))[len(runs) // 2]
+    result = typical.result
+    benchmark.extra_info.update(
+        rate_per_s=result["rate_per_s"],
+        rate_per_s_rounds=[run.result["rate_per_s"] for run in runs],
+        round_trips=result["round_trips"],
+        count=result["round_trips"],
+        errors=result["errors"],
+        server_cpu_us_per_rt=typical.server_cpu_us_per_rt,
+        **{f"{key}_ms": value for key, value in result["latency_ms"].items()},
+    )
+    return typical, runs
+
+
+def connection_rate(benchmark: Benchmark, profile: Profile, address: Address) -> None:
+    """Connect, one echo, close, in a Python loop: connections per second."""
+    message = seeded_payload(LOAD_MESSAGE_SIZE, 7)
+    benchmark.pedantic(
+        connect_echo_close,
+        args=(address, message),
+        rounds=profile.connection_rounds,
+        warmup_rounds=10,
+        iterations=1,
+    )
+    if samples := round_samples(benchmark):
+        benchmark.extra_info["connections_per_s"] = len(samples) / sum(samples)
+
+
+def measure_bulk(
+    benchmark: Benchmark, server: Target, client: Path, size: int, *, rounds: int, options: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Stream ``size`` bytes ``rounds`` times (after an unrecorded warm-up), every byte checked;
+    records MB/s at the median round; returns the client's reports (``options``: TLS)."""
+    streams: list[dict[str, Any]] = []
+
+    def stream_once() -> None:
+        streams.append(native_stream(str(client), server.address, size, WRITE_SIZE, options))
+
+    # Unrecorded warm-up: in trials the first stream against a server was often the slowest by
+    # far (1.1-2.0 against 3.0-3.6 GB/s, every server alike); the rounds are timed after it.
+    native_stream(str(client), server.address, size, WRITE_SIZE, options)
+    benchmark.pedantic(stream_once, rounds=rounds, iterations=1)
+    assert all(stream["bytes"] == size for stream in streams), f"the C++ client reported {streams}"
+    rates = sorted(stream["mb_per_s"] for stream in streams)
+    benchmark.extra_info.update(
+        client="cpp",
+        mb_per_s=rates[len(rates) // 2],
+        mb_per_s_rounds=[stream["mb_per_s"] for stream in streams],
+    )
+    return streams
+
+
+def negotiated(result: dict[str, Any]) -> dict[str, Any]:
+    """The TLS version and cipher the C++ client reports, checked to be TLS at all."""
+    assert result.get("tls_version", "").startswith("TLS"), f"the C++ client did not speak TLS: {result}"
+    return {"tls_version": result["tls_version"], "cipher": result["cipher"]}
+
+
+def rate_sweep(benchmark: Benchmark, server: Target, client: Path, profile: Profile) -> list[dict[str, Any]]:
+    """The open-loop sweep: one step per offered rate, low to past saturation, every echo checked.
+
+    Each step keeps the client's figures (achieved rate, kept_up, percentiles, its histogram)
+    and the CPU shares of the server and the client over the step, which say what limited it."""
+    server_pid = server.server.pid if server.server is not None else None
+    parameters = SWEEP.workloads[0].parameters
+    steps: list[dict[str, Any]] = []
+
+    def sweep_once() -> None:
+        for rate in profile.sweep_rates:
+            run = run_open_loop(
+                str(client),
+                server.address,
+                server_pid,
+                rate=rate,
+                connections=parameters["connections"],
+                size=parameters["size"],
+                duration_s=profile.sweep_step_s,
+                warmup_s=profile.sweep_warmup_s,
+            )
+            result = run.result
+            assert result["mismatches"] == 0, f"echo mismatches at {rate}/s offered: {result}"
+            assert result["completed"] > 0, f"no request completed at {rate}/s offered: {result}"
+            steps.append(
+                {
+                    **{key: result[key] for key in OPEN_LOOP_KEYS},
+                    "server_cpu_share": run.server_cpu_share,
+                    "client_cpu_share": run.client_cpu_share,
+                }
+            )
+
+    benchmark.pedantic(sweep_once, rounds=1, iterations=1)
+    benchmark.extra_info["steps"] = steps
+    return steps
+
+
+# What a sweep step keeps of the open-loop client's JSON.
+OPEN_LOOP_KEYS = (
+    "target_rate",
+    "achieved_rate",
+    "sent",
+    "completed",
+    "errors",
+    "mismatches",
+    "kept_up",
+    "max_lag_us",
+    "p50_us",
+    "p90_us",
+    "p99_us",
+    "p999_us",
+    "max_us",
+    "count",
+    "histogram",
+)

@@ -1,0 +1,3 @@
+from benchmarks.report.page import main
+
+main()
