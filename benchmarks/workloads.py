@@ -27,8 +27,8 @@ from typing import Any
 import psutil
 
 from conformance.harness.duplex import connect
+from conformance.harness.payloads import assert_same_stream
 from conformance.harness.servers import Address, ServerProcess
-from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target, TargetSpec
 
 KiB, MiB = 1 << 10, 1 << 20

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.pressure import push_until_stalled, reset
 from conformance.harness.resources import assert_back_to_baseline, steady_baseline
 from conformance.harness.scenarios import scenario
 from conformance.harness.servers import Address, ServerProcess
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target, fresh_server
 
 CYCLES = 2000
