@@ -29,8 +29,8 @@ from hdrh.histogram import HdrHistogram
 
 from benchmarks.catalogue import LOAD_MESSAGE_SIZE, NATIVE_SIZE, SWEEP, KiB, MiB, Workload
 from conformance.harness.duplex import connect
+from conformance.harness.payloads import assert_same_stream
 from conformance.harness.servers import Address, ServerProcess
-from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target, TargetSpec
 
 SOCKET_TIMEOUT_S = 30.0

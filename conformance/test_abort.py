@@ -18,9 +18,9 @@ from collections.abc import Callable
 import pytest
 
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.pressure import push_until_stalled, read_until_delivered, reset
 from conformance.harness.scenarios import scenario
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 from conformance.harness.tls import Stream
 

@@ -24,10 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.harness.duplex import Outcome, connect, connect_within, exchange
+from conformance.harness.payloads import assert_same_stream, describe_mismatch, seeded_payload
 from conformance.harness.pressure import exchange_crowd, push_until_stalled, raise_fd_limit, read_back
 from conformance.harness.scenarios import NO_SHRINK, scenario
 from conformance.harness.servers import Address
-from conformance.harness.streams import assert_same_stream, describe_mismatch, seeded_payload
 from conformance.harness.targets import Target
 from conformance.harness.tls import ClientTLS, Stream
 

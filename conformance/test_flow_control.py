@@ -13,10 +13,10 @@ arrives once the client reads) and that one held-back client does not hold back 
 from __future__ import annotations
 
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.pressure import Push, push_until_stalled, read_back, resume
 from conformance.harness.resources import usage
 from conformance.harness.scenarios import scenario
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 
 MiB = 1 << 20

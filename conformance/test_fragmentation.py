@@ -23,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.proxy import FragmentingProxy
 from conformance.harness.scenarios import NO_SHRINK, scenario
 from conformance.harness.servers import Address
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 from conformance.harness.tls import Stream
 

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.harness.duplex import Outcome, connect, exchange, read_to_eof
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.pressure import push_until_stalled
 from conformance.harness.scenarios import NO_SHRINK, scenario
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 from conformance.harness.tls import Stream, buffered_input
 

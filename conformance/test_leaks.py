@@ -21,11 +21,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.pressure import push_until_stalled, reset
 from conformance.harness.resources import assert_back_to_baseline, steady_baseline, usage
 from conformance.harness.scenarios import scenario
 from conformance.harness.servers import Address, ServerProcess
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target, fresh_server
 
 CYCLES = 2000

@@ -27,6 +27,7 @@ import psutil
 import pytest
 
 from conformance.harness.duplex import connect, connect_within, exchange
+from conformance.harness.payloads import assert_same_stream
 from conformance.harness.pressure import push_until_stalled
 from conformance.harness.scenarios import scenario
 from conformance.harness.servers import (
@@ -35,7 +36,6 @@ from conformance.harness.servers import (
     ServerProcess,
     ServerStartError,
 )
-from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target, TargetSpec, fresh_server
 from impls.table import ANNOUNCES, GRACEFUL_EXIT, IPV6
 

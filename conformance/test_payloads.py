@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.scenarios import NO_SHRINK, scenario
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target
 
 MiB = 1 << 20

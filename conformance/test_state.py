@@ -29,9 +29,9 @@ from hypothesis.stateful import (
 )
 
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream, describe_mismatch
 from conformance.harness.scenarios import scenario
 from conformance.harness.servers import Address
-from conformance.harness.streams import assert_same_stream, describe_mismatch
 from conformance.harness.targets import Target
 from conformance.harness.tls import Stream, buffered_input, flush, pending_output
 

@@ -30,8 +30,8 @@ import statistics
 from collections.abc import Sequence
 
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream
 from conformance.harness.scenarios import scenario
-from conformance.harness.streams import assert_same_stream
 from conformance.harness.targets import Target
 
 ROUND_TRIPS = 200

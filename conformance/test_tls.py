@@ -32,11 +32,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance.harness.duplex import connect, exchange, read_to_eof
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.pressure import push_until_stalled, reset
 from conformance.harness.resources import assert_back_to_baseline, steady_baseline
 from conformance.harness.scenarios import NO_SHRINK, only_on, scenario
 from conformance.harness.servers import Address
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import Target, fresh_server
 from conformance.harness.tls import ClientTLS, TLSHandshakeError, TLSStream, connect_tls
 from impls.table import TLS

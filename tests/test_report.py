@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from conformance.harness.payloads import likely_cause
 from conformance.harness.report import (
     DETAIL_LIMIT,
     EXPECTED,
@@ -41,7 +42,6 @@ from conformance.harness.report import (
 )
 from conformance.harness.scenarios import Scenario, catalogue
 from conformance.harness.servers import launch
-from conformance.harness.streams import likely_cause
 from impls.table import BY_NAME, IMPLEMENTATIONS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,9 +24,9 @@ import pytest
 
 from conformance.harness.build import BuildError, ensure_cpp_built
 from conformance.harness.duplex import connect, exchange
+from conformance.harness.payloads import assert_same_stream, seeded_payload
 from conformance.harness.pressure import exchange_crowd, push_until_stalled, read_back, reset
 from conformance.harness.servers import Address, ServerProcess, launch
-from conformance.harness.streams import assert_same_stream, seeded_payload
 from conformance.harness.targets import cpp_without_tls
 from conformance.harness.tls import TestCertificates
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from conformance.harness.duplex import DEFAULT_READ_SIZE, STALL_S, ExchangeTimeout, Outcome, connect_within
+from conformance.harness.payloads import assert_same_stream
 from conformance.harness.servers import Address
-from conformance.harness.streams import assert_same_stream
 from conformance.harness.tls import Stream, buffered_input, flush, pending_output
 
 PUSH_CHUNK = 256 * 1024

@@ -159,7 +159,6 @@ class TLSStream:
         self._more_records = False  # the incoming BIO may still hold whole records
         self._fin_wanted = self._fin_sent = False
         self._abortive = False  # SO_LINGER {1, 0} was set: close() must reset, not say goodbye
-        self.handshake_s = 0.0
         self.raw_eof = False
         self.close_notify_sent = False
         self.close_notify_received = False
@@ -169,8 +168,7 @@ class TLSStream:
 
     def handshake(self, timeout: float, where: str) -> None:
         """Complete the handshake within ``timeout`` seconds or raise TLSHandshakeError."""
-        started = time.monotonic()
-        deadline = started + timeout
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 self._tls.do_handshake()
@@ -186,7 +184,6 @@ class TLSStream:
                 raise TLSHandshakeError(f"TLS handshake with {where} did not complete within {timeout} s")
             self._fill()
         self._flush()
-        self.handshake_s = time.monotonic() - started
 
     def version(self) -> str | None:
         return self._tls.version()
@@ -213,9 +210,6 @@ class TLSStream:
         if (level, option) == (socket.SOL_SOCKET, socket.SO_LINGER) and isinstance(value, bytes):
             self._abortive = struct.unpack("ii", value) == (1, 0)
         self.raw.setsockopt(level, option, value)
-
-    def getsockopt(self, level: int, option: int) -> int:
-        return self.raw.getsockopt(level, option)
 
     def send(self, data: bytes | bytearray | memoryview) -> int:
         return self._blocking(lambda: self._send(data), selectors.EVENT_WRITE)

@@ -62,7 +62,7 @@ class EchoLoop:
                 self.read(conn)
             if mask & selectors.EVENT_WRITE and conn.outbox:
                 del conn.outbox[: conn.sock.send(conn.outbox)]
-        except (BlockingIOError, InterruptedError):
+        except (BlockingIOError, InterruptedError):  # the bug: ConnectionError is not caught here
             pass
         if conn.eof and not conn.outbox:
             self.close(conn)

@@ -1,4 +1,5 @@
-"""Compare what was sent with what came back, and explain a difference.
+"""Payloads and mismatch reports: draw a payload, compare what came back with what was sent,
+and explain a difference.
 
 A failure report says what was sent and what came back: both lengths, the first differing
 offset, a hexdump window around it, which connection, what the data was, and the likely cause
