@@ -184,7 +184,11 @@ def stream_in_child(  # noqa: PLR0917 (a child entry point: plain values)
     address = Address(host, port, ClientTLS.trusting(cafile) if tls else None)
     payload = seeded_payload(STREAM_SIZE, seed=seed)
     started.set()
-    outcome = exchange(address, payload, timeout=120.0)
+    try:
+        outcome = exchange(address, payload, timeout=120.0)
+    except (AssertionError, OSError) as exc:  # a stall or a reset, said in the parent's report
+        results.put(f"streaming client (seed {seed}): {exc}")
+        return
     results.put(describe_mismatch(payload, outcome.received, what=f"streaming client (seed {seed})"))
 
 

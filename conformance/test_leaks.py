@@ -131,7 +131,8 @@ def assert_all_ran(ran: int, wanted: int, what: str) -> None:
 def echo_lane(address: Address, lane: int, count: int) -> None:
     for index in range(lane, count * MEMORY_LANES, MEMORY_LANES):
         payload = seeded_payload(MEMORY_PAYLOAD, index)
-        outcome = exchange(address, payload, timeout=10.0)
+        # No half-close: this scenario counts memory, HALF-001 judges what follows an EOF.
+        outcome = exchange(address, payload, half_close=False, timeout=10.0)
         assert_same_stream(payload, outcome.received, what=f"connection {index}")
 
 

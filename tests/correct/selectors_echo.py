@@ -12,6 +12,7 @@ SIGTERM and SIGINT, so the suite can run every scenario against it:
 
 from __future__ import annotations
 
+import resource
 import selectors
 import signal
 import socket
@@ -108,6 +109,8 @@ def listen(host: str, port: int) -> socket.socket:
 
 def main() -> None:
     port, host = int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a soft 1024 would cap the clients
     signal.signal(signal.SIGTERM, exit_cleanly)
     signal.signal(signal.SIGINT, exit_cleanly)
     listener = listen(host, port)

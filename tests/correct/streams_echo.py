@@ -11,6 +11,7 @@ closed (FIN). It announces itself and exits 0 on SIGTERM and SIGINT like the bui
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 import sys
 
@@ -51,6 +52,8 @@ async def serve(host: str, port: int) -> None:
 
 def main() -> None:
     port, host = int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a soft 1024 would cap the clients
     asyncio.run(serve(host, port))
 
 
