@@ -174,6 +174,7 @@ struct Options {
     double rate = 1000;     // --open-loop: requests/s over all connections
     bool poisson = false;   // --arrival poisson (default: fixed)
     double start_at = 0;    // --start-at: Unix time of the first send; 0: at once
+    uint64_t seed = 0;      // --seed: of the poisson gaps (agents of one run take different ones)
     uint64_t stream = 0;  // --stream BYTES; 0: not a stream
     uint64_t handshakes = 0;  // --handshakes N; 0: not that mode
     size_t chunk = size_t{64} * 1024;
@@ -234,6 +235,9 @@ open-loop load test (coordinated-omission-free; plain TCP):
   --arrival A       fixed (evenly spaced, default) or poisson (exponential gaps)
   --duration S, --warmup S, --size BYTES (default 64), --threads T: as --load
   --start-at T      wait until Unix time T (seconds) before the first send
+  --seed N          seed of the poisson gaps (default 0); agents of one
+                    distributed run take different seeds, so their arrivals
+                    are independent
   --json            one JSON object, with the latency HdrHistogram as a
                     compressed base64 histoblob ("histogram"; microseconds,
                     1 us..60 s, 3 significant digits)
@@ -334,6 +338,8 @@ Options parse_args(int argc, char** argv) {
                 throw Fatal("bad value for --arrival: '" + std::string(arrival) + "' (expected fixed or poisson)");
             }
             o.poisson = arrival == "poisson";
+        } else if (arg == "--seed") {
+            o.seed = parse_number(arg, value(), 0, UINT64_MAX);
         } else if (arg == "--start-at") {
             o.start_at = parse_seconds(arg, value(), false, 1e11);
         } else if (flag("--tls")) {
@@ -2126,7 +2132,7 @@ int run_open_loop(const Options& o, const Connector& connector) {
     for (size_t i = 0; i < n_workers; ++i) {
         workers.push_back(std::make_unique<OpenLoopWorker>(std::move(shares[i]), pool, o.size,
                                                            o.rate / static_cast<double>(n_workers),
-                                                           o.poisson, 0x5EED + i, timeout_ms(o)));
+                                                           o.poisson, o.seed * 1000003 + i, timeout_ms(o)));
     }
 
     const auto start = wait_for_start(o);

@@ -1,8 +1,8 @@
 """Load from many agents on Dask (benchmarks.distributed), on loopback.
 
 The run test drives the C++ server from a LocalCluster of 2 workers, the way the command runs
-on one machine. The failure tests use a cluster started as docs/distributed.md tells users to
-start one on other machines (``dask scheduler``, ``dask worker ... --resources agent=1``),
+on one machine. The failure tests use a cluster started as the README ("Load from many machines")
+tells users to start one on other machines (``dask scheduler``, ``dask worker ... --resources agent=1``),
 with the workers in a directory of their own and no PYTHONPATH: the agents' code reaches them
 inside the tasks.
 """

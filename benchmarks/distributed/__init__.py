@@ -1,7 +1,7 @@
 """Load from many machines: the C++ open-loop load agents as Dask tasks, one merged report.
 
-``python -m benchmarks.distributed --help`` for the command; docs/distributed.md for running
-the agents on other machines. The modules:
+``python -m benchmarks.distributed --help`` for the command; the README, "Load from many machines",
+for the agents on other machines. The modules:
 - ``agent``: what runs on a worker (the checks, and the C++ client at the common start);
 - ``cluster``: the scheduler or LocalCluster, one worker per agent, clock offsets, the tasks;
 - ``report``: merged HdrHistograms (percentiles are never averaged) and the report;

@@ -92,7 +92,7 @@ def client_argv(plan: AgentPlan, client: str) -> list[str]:
         *("--host", plan["host"], "--port", str(plan["port"]), "--open-loop"),
         *("--rate", str(plan["rate"]), "--connections", str(plan["connections"])),
         *("--duration", repr(plan["duration_s"]), "--warmup", repr(plan["warmup_s"])),
-        *("--size", str(plan["size"]), "--arrival", plan["arrival"]),
+        *("--size", str(plan["size"]), "--arrival", plan["arrival"], "--seed", str(plan["index"])),
         *("--start-at", f"{plan['start_at']:.6f}", "--json"),
     ]
 

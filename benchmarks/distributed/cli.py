@@ -114,8 +114,7 @@ def parser() -> argparse.ArgumentParser:
         "--arrival",
         choices=("fixed", "poisson"),
         default="fixed",
-        help="fixed (default; the agents' schedules interleave) or poisson (the client's one seed: "
-        "every agent draws the same gaps)",
+        help="fixed (default; the agents' schedules interleave) or poisson (each agent its own seed)",
     )
     run = cli.add_argument_group("the run")
     run.add_argument(

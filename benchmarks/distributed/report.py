@@ -95,11 +95,6 @@ def render(report: dict[str, Any]) -> str:
         f"over Dask); every client was waiting at least {start['least_margin_ms']:.0f} ms before the "
         f"instant and began at most {start['latest_start_ms']:.3f} ms after it on its own clock",
     ]
-    if settings["arrival"] == "poisson" and len(report["agents"]) > 1:
-        lines.append(
-            "poisson: the C++ client draws its gaps from a fixed seed, so every agent sends on the same "
-            "schedule (shifted by its phase); their arrivals are not independent"
-        )
     if not merged["kept_up"]:
         behind = ", ".join(str(row["agent"]) for row in report["agents"] if not row["kept_up"])
         lines.append(
