@@ -89,8 +89,21 @@
 #include <vector>
 
 #include "hdr_histogram.h"
+#include "net.h"
 
 namespace {
+
+using echo::Fatal;
+using echo::Fd;
+using echo::parse_number;
+using echo::raise_fd_limit;
+using echo::set_nodelay;
+using echo::sys_error;
+using echo::errno_text;
+#if ECHO_WITH_OPENSSL
+using echo::SslCtxPtr;
+using echo::SslPtr;
+#endif
 
 using Clock = std::chrono::steady_clock;
 
@@ -105,57 +118,9 @@ constexpr size_t kStreamReadSize = size_t{256} * 1024;  // --stream: least bytes
 // Errors
 // ---------------------------------------------------------------------------
 
-// Reported as one line "[client] error: ..."; exit status 2.
-struct Fatal : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
 // The echo differed from what we sent; exit status 1.
 struct Mismatch : std::runtime_error {
     using std::runtime_error::runtime_error;
-};
-
-std::string errno_text(int err) {
-    std::array<char, 128> buf{};
-    return strerror_r(err, buf.data(), buf.size());  // GNU variant, thread-safe
-}
-
-// Error text names the failing call: "connect 127.0.0.1:5052: Connection refused".
-Fatal sys_error(const char* call, const std::string& where, int err) {
-    return Fatal(std::string(call) + " " + where + ": " + errno_text(err));
-}
-
-// ---------------------------------------------------------------------------
-// RAII for file descriptors
-// ---------------------------------------------------------------------------
-
-// Owns one descriptor and closes it exactly once; move-only.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) noexcept : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-
-    int get() const noexcept { return fd_; }
-
-    // Never retry close() on EINTR: on Linux the descriptor is gone anyway.
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
 };
 
 // ---------------------------------------------------------------------------
@@ -271,19 +236,6 @@ common:
 
 Exit status: 0 ok, 1 echo mismatch, 2 other errors (refused, bad flags, ...).
 )";
-
-unsigned long long parse_number(std::string_view flag, std::string_view text,
-                                unsigned long long lo, unsigned long long hi) {
-    unsigned long long value = 0;
-    const char* end = text.data() + text.size();
-    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-    if (ec != std::errc() || ptr != end || text.empty() || value < lo || value > hi) {
-        throw Fatal("bad value for " + std::string(flag) + ": '" + std::string(text) +
-                    "' (expected an integer " + std::to_string(lo) + ".." +
-                    std::to_string(hi) + ")");
-    }
-    return value;
-}
 
 double parse_seconds(std::string_view flag, std::string_view text, bool allow_zero, double most = 1e6) {
     const std::string copy(text);
@@ -447,22 +399,6 @@ std::vector<Endpoint> resolve(const std::string& host, uint16_t port) {
 // Socket helpers
 // ---------------------------------------------------------------------------
 
-// Nagle would hold a small message back waiting for an ACK (up to 40 ms with
-// delayed ACKs): fatal for latency measurements.
-void set_nodelay(int fd) {
-    const int on = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
-}
-
-// 10k connections need 10k descriptors; the soft limit is often 1024.
-void raise_fd_limit() {
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &lim);
-    }
-}
-
 int socket_error(int fd) {
     int err = 0;
     socklen_t len = sizeof err;
@@ -509,15 +445,6 @@ Fd connect_to(const std::vector<Endpoint>& endpoints, int timeout_ms, std::strin
 // ---------------------------------------------------------------------------
 
 #if ECHO_WITH_OPENSSL
-struct SslCtxFree {
-    void operator()(SSL_CTX* ctx) const noexcept { SSL_CTX_free(ctx); }
-};
-struct SslFree {
-    void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
-using SslPtr = std::unique_ptr<SSL, SslFree>;
-
 // The reason of the latest OpenSSL failure on this thread ("certificate verify
 // failed", "wrong version number"); empties the thread's error queue, which
 // must be empty before the next call for SSL_get_error to be right.

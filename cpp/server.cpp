@@ -99,7 +99,21 @@
 #include <openssl/ssl.h>
 #endif
 
+#include "net.h"
+
 namespace {
+
+using echo::Fatal;
+using echo::Fd;
+using echo::parse_number;
+using echo::raise_fd_limit;
+using echo::set_nodelay;
+using echo::sys_error;
+using echo::errno_text;
+#if ECHO_WITH_OPENSSL
+using echo::SslCtxPtr;
+using echo::SslPtr;
+#endif
 
 using Clock = std::chrono::steady_clock;
 
@@ -115,59 +129,6 @@ constexpr double kMaxHandshakeTimeoutS = 1e6;
 // ---------------------------------------------------------------------------
 // Errors and logging
 // ---------------------------------------------------------------------------
-
-// A failure we report as one line, "[server] error: ...", and exit status 2.
-struct Fatal : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-// strerror() may share a static buffer between threads; the GNU strerror_r
-// returns a pointer to the message and is safe to call from every loop.
-std::string errno_text(int err) {
-    std::array<char, 128> buf{};
-    return strerror_r(err, buf.data(), buf.size());
-}
-
-// Error text always names the failing system call: "bind 127.0.0.1:5052: ...".
-Fatal sys_error(const char* call, const std::string& where) {
-    const int err = errno;  // read first: building strings may clobber errno
-    return Fatal(std::string(call) + " " + where + ": " + errno_text(err));
-}
-
-// ---------------------------------------------------------------------------
-// RAII for file descriptors
-// ---------------------------------------------------------------------------
-
-// Owns one descriptor and closes it exactly once, on every path, including
-// exceptions. Move-only: copying would mean two owners and a double close.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) noexcept : fd_(fd) {}
-    Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd& operator=(Fd&& other) noexcept {
-        if (this != &other) {
-            reset();
-            fd_ = std::exchange(other.fd_, -1);
-        }
-        return *this;
-    }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-
-    int get() const noexcept { return fd_; }
-
-    // Trap: never retry close() on EINTR. On Linux the descriptor is gone
-    // either way, and a retry could close one another thread just opened.
-    void reset() noexcept {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = -1;
-    }
-
-private:
-    int fd_ = -1;
-};
 
 // ---------------------------------------------------------------------------
 // Command line
@@ -216,19 +177,6 @@ TLS the line ends in (tls) too) to stdout. SIGINT/SIGTERM stop it with exit
 status 0; startup errors (bad flag, bad host, port in use, unusable
 certificate or key) exit with 2; an event loop failing at run time, with 1.
 )";
-
-unsigned long long parse_number(std::string_view flag, std::string_view text,
-                                unsigned long long lo, unsigned long long hi) {
-    unsigned long long value = 0;
-    const char* end = text.data() + text.size();
-    const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-    if (ec != std::errc() || ptr != end || text.empty() || value < lo || value > hi) {
-        throw Fatal("bad value for " + std::string(flag) + ": '" + std::string(text) +
-                    "' (expected an integer " + std::to_string(lo) + ".." +
-                    std::to_string(hi) + ")");
-    }
-    return value;
-}
 
 double parse_seconds(std::string_view flag, std::string_view text) {
     double value = 0;
@@ -401,11 +349,6 @@ void enable_option(int fd, int level, int name, const char* call, const std::str
 
 // Nagle's algorithm holds back small writes waiting for an ACK; combined with
 // the peer's delayed ACKs that adds up to 40 ms to a small echo. Turn it off.
-bool set_nodelay(int fd) {
-    const int on = 1;
-    return ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) == 0;
-}
-
 uint16_t local_port(int fd, const std::string& where) {
     sockaddr_storage addr{};
     socklen_t len = sizeof addr;
@@ -445,16 +388,6 @@ Fd make_listener(const Endpoint& ep) {
     return fd;
 }
 
-// A benchmark with 10k clients needs 10k descriptors; the default soft limit
-// is often 1024. Raising soft up to hard needs no privilege.
-void raise_fd_limit() {
-    rlimit lim{};
-    if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
-        lim.rlim_cur = lim.rlim_max;
-        ::setrlimit(RLIMIT_NOFILE, &lim);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // TLS
 // ---------------------------------------------------------------------------
@@ -470,16 +403,6 @@ enum class TlsIo { done, want_read, want_write, closed, failed };
 std::string tls_library() {
     return std::string("OpenSSL ") + OpenSSL_version(OPENSSL_VERSION_STRING);
 }
-
-// RAII for OpenSSL's objects: SSL_CTX_free/SSL_free exactly once, on every path.
-struct SslCtxFree {
-    void operator()(SSL_CTX* ctx) const noexcept { SSL_CTX_free(ctx); }
-};
-struct SslFree {
-    void operator()(SSL* ssl) const noexcept { SSL_free(ssl); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
-using SslPtr = std::unique_ptr<SSL, SslFree>;
 
 // OpenSSL reports failures on a per-thread error queue. This takes the oldest
 // entry (the root cause; later ones only add context) as text, with its
