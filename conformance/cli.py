@@ -41,7 +41,7 @@ class OneLineParser(argparse.ArgumentParser):
     """Bad input is one line on stderr and exit status 2, not a usage dump."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{PROGRAM}: error: {message} (see {PROGRAM} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def parser() -> argparse.ArgumentParser:

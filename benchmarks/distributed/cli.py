@@ -19,9 +19,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from benchmarks.distributed import EXIT_UNAVAILABLE, agent, cluster, report
+from conformance.cli import OneLineParser
 from conformance.harness.build import BuildError
 from conformance.harness.servers import Address, ServerStartError
 from conformance.harness.targets import TargetSpec
@@ -45,13 +46,6 @@ class Failure(Exception):
     def __init__(self, line: str, status: int) -> None:
         super().__init__(line)
         self.status = status
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad input is one line on stderr and exit status 2, not a usage dump."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{PROGRAM}: error: {message} (see --help)\n")
 
 
 def _positive(kind: type[int] | type[float]) -> Any:
