@@ -240,9 +240,10 @@ def test_strict_should_turns_a_should_failure_into_a_failed_run(tmp_path: Path) 
 def test_a_failure_says_the_likely_cause_and_the_command_that_replays_it(failing_run: Run) -> None:
     cell = failing_run.verdict("FRAG-002", "external")
     assert cell["verdict"] == FAIL
-    assert (
-        "the echo stopped at 65536 bytes, a buffer size: one recv() taken as one message?" in cell["summary"]
-    )
+    # How far the echo got depends on the recv() size the kernel gave the mutant under load (65536
+    # idle, less on a busy machine); which wording each cut gets is checked by the rule tests below.
+    assert "the echo stopped" in cell["summary"]
+    assert "one recv() taken as one message?" in cell["summary"]
     (case,) = cell["cases"]
     assert case["replay"] == shlex.join(
         ["echo-conformance", "--server-cmd", ONE_RECV_CMD, "--transport", "tcp", "--scenario", "FRAG-002"]
