@@ -64,6 +64,90 @@ WRITE_BUFFER_LOW = 256 * 1024
 log = logging.getLogger("impls.asyncio_server")
 
 
+def main(argv: list[str] | None = None) -> None:
+    parser = cli.server_parser("TCP echo server, asyncio Protocol.", DEFAULT_PORT)
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop implementation (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    cli.configure_logging(args.verbose)
+    loop_factory = event_loop_factory(args.loop)
+    context = cli.server_tls_context(args.tls_cert, args.tls_key)
+    # Ctrl-C before serve() installs its handler is still a requested, clean stop.
+    with (
+        asyncio.Runner(loop_factory=loop_factory) as runner,
+        contextlib.suppress(KeyboardInterrupt),
+    ):
+        runner.run(serve(args.host, args.port, args.buffer_size, context, args.tls_handshake_timeout))
+
+
+def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The chosen event loop's constructor; uvloop only if it is installed."""
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    try:
+        import uvloop  # noqa: PLC0415 -- optional: imported only when asked for
+    except ImportError:
+        cli.fail("--loop uvloop: uvloop is not installed (pip install uvloop)")
+    return uvloop.new_event_loop
+
+
+async def serve(
+    host: str, port: int, buffer_size: int, context: ssl.SSLContext | None, handshake_timeout: float
+) -> None:
+    """Listen, announce, serve until SIGTERM or SIGINT, then drop every connection."""
+    loop = asyncio.get_running_loop()
+    # Bind and listen ourselves (cli.open_listener, which also raises the descriptor limit),
+    # so a bad host or a busy port is one line and exit 2, exactly as in the other servers.
+    listener = cli.open_listener(host, port)
+    open_transports: set[asyncio.Transport] = set()
+    read_buffer = memoryview(bytearray(buffer_size))
+    # The loop calls listen() again on a socket it is given, with this backlog; leaving the
+    # default (100) would quietly shrink the queue open_listener asked for. No ssl= here:
+    # TLS is the protocol's business (see asyncio_tls.py).
+    factory = protocol_factory(open_transports, read_buffer, context, handshake_timeout)
+    server = await loop.create_server(factory, sock=listener, backlog=cli.BACKLOG)
+    serving = asyncio.ensure_future(server.serve_forever())
+
+    def stop() -> None:
+        # Abort (not close) open connections: close() would wait for each queue to drain,
+        # which a client that does not read would never allow. Then stop serving.
+        server.close()
+        for transport in list(open_transports):
+            transport.abort()
+        serving.cancel()
+
+    # add_signal_handler runs stop() as an ordinary callback on the loop, not inside the
+    # signal handler itself, so it may touch the loop's objects safely. A trap: install it
+    # *before* announcing. Whoever reads the announce line may send SIGTERM at once, and
+    # until the handler is in place SIGTERM still has its default action: death by signal,
+    # not exit status 0.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+    cli.announce(listener, tls=context is not None)
+    # stop() cancels serve_forever: a requested shutdown, and exit status 0.
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+
+
+def protocol_factory(
+    open_transports: set[asyncio.Transport],
+    read_buffer: memoryview,
+    context: ssl.SSLContext | None,
+    handshake_timeout: float,
+) -> Callable[[], asyncio.BufferedProtocol]:
+    """A new protocol per accepted client: plain TCP, or TLS done by the protocol itself."""
+    if context is None:
+        return lambda: EchoProtocol(open_transports, read_buffer)
+    # Imported only for TLS: the plain lesson needs none of it, and it builds on EchoProtocol.
+    from impls.asyncio_tls import TlsEchoProtocol  # noqa: PLC0415
+
+    return lambda: TlsEchoProtocol(open_transports, read_buffer, context, handshake_timeout)
+
+
 class EchoProtocol(asyncio.BufferedProtocol):
     """Echo one connection: a new instance per accepted client."""
 
@@ -132,90 +216,6 @@ def peer_label(transport: asyncio.BaseTransport) -> str:
     """
     peer = transport.get_extra_info("peername")
     return cli.format_address(*peer[:2]) if peer else "(peer already gone)"
-
-
-def protocol_factory(
-    open_transports: set[asyncio.Transport],
-    read_buffer: memoryview,
-    context: ssl.SSLContext | None,
-    handshake_timeout: float,
-) -> Callable[[], asyncio.BufferedProtocol]:
-    """A new protocol per accepted client: plain TCP, or TLS done by the protocol itself."""
-    if context is None:
-        return lambda: EchoProtocol(open_transports, read_buffer)
-    # Imported only for TLS: the plain lesson needs none of it, and it builds on EchoProtocol.
-    from impls.asyncio_tls import TlsEchoProtocol  # noqa: PLC0415
-
-    return lambda: TlsEchoProtocol(open_transports, read_buffer, context, handshake_timeout)
-
-
-async def serve(
-    host: str, port: int, buffer_size: int, context: ssl.SSLContext | None, handshake_timeout: float
-) -> None:
-    """Listen, announce, serve until SIGTERM or SIGINT, then drop every connection."""
-    loop = asyncio.get_running_loop()
-    # Bind and listen ourselves (cli.open_listener, which also raises the descriptor limit),
-    # so a bad host or a busy port is one line and exit 2, exactly as in the other servers.
-    listener = cli.open_listener(host, port)
-    open_transports: set[asyncio.Transport] = set()
-    read_buffer = memoryview(bytearray(buffer_size))
-    # The loop calls listen() again on a socket it is given, with this backlog; leaving the
-    # default (100) would quietly shrink the queue open_listener asked for. No ssl= here:
-    # TLS is the protocol's business (see asyncio_tls.py).
-    factory = protocol_factory(open_transports, read_buffer, context, handshake_timeout)
-    server = await loop.create_server(factory, sock=listener, backlog=cli.BACKLOG)
-    serving = asyncio.ensure_future(server.serve_forever())
-
-    def stop() -> None:
-        # Abort (not close) open connections: close() would wait for each queue to drain,
-        # which a client that does not read would never allow. Then stop serving.
-        server.close()
-        for transport in list(open_transports):
-            transport.abort()
-        serving.cancel()
-
-    # add_signal_handler runs stop() as an ordinary callback on the loop, not inside the
-    # signal handler itself, so it may touch the loop's objects safely. A trap: install it
-    # *before* announcing. Whoever reads the announce line may send SIGTERM at once, and
-    # until the handler is in place SIGTERM still has its default action: death by signal,
-    # not exit status 0.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop)
-    cli.announce(listener, tls=context is not None)
-    # stop() cancels serve_forever: a requested shutdown, and exit status 0.
-    with contextlib.suppress(asyncio.CancelledError):
-        await serving
-
-
-def event_loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    """The chosen event loop's constructor; uvloop only if it is installed."""
-    if name == "asyncio":
-        return asyncio.new_event_loop
-    try:
-        import uvloop  # noqa: PLC0415 -- optional: imported only when asked for
-    except ImportError:
-        cli.fail("--loop uvloop: uvloop is not installed (pip install uvloop)")
-    return uvloop.new_event_loop
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = cli.server_parser("TCP echo server, asyncio Protocol.", DEFAULT_PORT)
-    parser.add_argument(
-        "--loop",
-        choices=("asyncio", "uvloop"),
-        default="asyncio",
-        help="event loop implementation (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    cli.configure_logging(args.verbose)
-    loop_factory = event_loop_factory(args.loop)
-    context = cli.server_tls_context(args.tls_cert, args.tls_key)
-    # Ctrl-C before serve() installs its handler is still a requested, clean stop.
-    with (
-        asyncio.Runner(loop_factory=loop_factory) as runner,
-        contextlib.suppress(KeyboardInterrupt),
-    ):
-        runner.run(serve(args.host, args.port, args.buffer_size, context, args.tls_handshake_timeout))
 
 
 if __name__ == "__main__":
