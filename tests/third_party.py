@@ -120,6 +120,8 @@ LIBRARY_DEFECTS = {
 REPORT_ONLY = {
     "socat_timing_003.py": "socat reads the two pieces separately at a 30 us gap in 30 of 30 attempts on an "
     "idle machine, and in 0 of 30 with one core busy",
+    "inetd_timing_003.py": "inetd reads the two pieces separately in the first attempt on an idle "
+    "machine, and in none of 42 attempts in 2 of 3 runs with one core busy",
 }
 
 SERVERS: tuple[ThirdPartyServer, ...] = (
@@ -233,6 +235,13 @@ SERVERS: tuple[ThirdPartyServer, ...] = (
                 NON_STRICT,
                 why="inetd's internal echo copies 4 KiB at a time without TCP_NODELAY: Nagle + delayed ACK",
                 evidence="inetd_timing_002.py",
+            ),
+            "TIMING-003": expect(
+                PASS,
+                NON_STRICT,
+                why="either: without TCP_NODELAY a 10 + 54-byte message stalls when inetd reads the two "
+                "writes separately, a race on loopback (seen in 4 of 5 self-test runs, and in CI)",
+                evidence="inetd_timing_003.py",
             ),
         },
         precondition=(
