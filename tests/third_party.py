@@ -199,7 +199,14 @@ SERVERS: tuple[ThirdPartyServer, ...] = (
                 "gone; the scenario's 5 close-unread clients hit it in most runs",
                 evidence="ncat_leak_002.py",
             ),
-            "STATE-001": NCAT_HALF_CLOSE,
+            "STATE-001": expect(
+                PASS,
+                FAIL,
+                why="either: the half-close loses the end of the echo only while cat still has some of "
+                "it to write; the state machine's half-closes come at random points, some after the "
+                "echo is home (it passed 1 of 5 back-to-back self-tests)",
+                evidence="ncat_half_001.py",
+            ),
             "TIMING-002": expect(
                 NON_STRICT,
                 why="ncat relays 8 KiB per read without TCP_NODELAY: a 16 KiB echo waits for a delayed ACK",
