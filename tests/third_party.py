@@ -109,7 +109,7 @@ LIBRARY_DEFECTS = {
     "asyncio_sslproto_fin_drops_echo.py": (
         "asyncio's and uvloop's own TLS transports (create_server(ssl=...)) lose the end of the echo "
         "and send no close_notify when the client's close_notify is followed at once by its TCP FIN; "
-        "impls/asyncio_server.py does its TLS over memory BIOs instead"
+        "impls/asyncio_tls.py does its TLS over memory BIOs instead"
     ),
 }
 
