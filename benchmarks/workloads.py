@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import psutil
 from hdrh.histogram import HdrHistogram
@@ -272,6 +272,20 @@ def server_cpu_seconds(pid: int) -> float:
     return total
 
 
+def run_queue_wait_seconds(pid: int) -> float:
+    """Time the threads of the process tree spent runnable but waiting for a CPU (the second
+    field of /proc/PID/task/TID/schedstat, in ns; psutil does not expose it). A step whose tail
+    latency comes from this wait is limited by the machine, not by the work of either side."""
+    total_ns = 0
+    for process in process_tree(pid):
+        for task in Path(f"/proc/{process.pid}/task").glob("*/schedstat"):
+            try:
+                total_ns += int(task.read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue  # the thread ended between the listing and the read
+    return total_ns / 1e9
+
+
 # --- the C++ client and sockperf -------------------------------------------------------------
 
 
@@ -351,6 +365,8 @@ class LoadRun:
     server_cpu_us_per_rt: float | None
     server_cpu_share: float | None = None  # server CPU seconds per second of the measured window
     client_cpu_share: float | None = None  # the same for the load client
+    server_wait_share: float | None = None  # seconds its threads waited for a CPU, per second
+    client_wait_share: float | None = None  # the same for the load client
 
 
 def run_load(
@@ -411,15 +427,26 @@ def _sampled_run(
     rate = float(result[rate_key])
     if window is None:
         return LoadRun(result, None)
-    seconds, server_cpu, client_cpu = window
-    per_rt = server_cpu / (rate * seconds) * 1e6 if rate > 0 else None
-    return LoadRun(result, per_rt, server_cpu / seconds, client_cpu / seconds)
+    seconds = window.time
+    per_rt = window.server_cpu / (rate * seconds) * 1e6 if rate > 0 else None
+    return LoadRun(result, per_rt, *(figure / seconds for figure in window[1:]))
 
 
-def _cpu_samples(
-    process: subprocess.Popen[str], server_pid: int | None, deadline: float
-) -> Iterator[tuple[float, float, float]]:
-    """(time, server CPU s, client CPU s) every CPU_SAMPLE_INTERVAL_S while the client runs."""
+class Sample(NamedTuple):
+    """Running totals at one instant, in seconds (or, as the growth between two, per window)."""
+
+    time: float
+    server_cpu: float
+    client_cpu: float
+    server_wait: float  # on a run queue, waiting for a CPU
+    client_wait: float
+
+    def since(self, earlier: Sample) -> Sample:
+        return Sample(*(now - then for now, then in zip(self, earlier, strict=True)))
+
+
+def _cpu_samples(process: subprocess.Popen[str], server_pid: int | None, deadline: float) -> Iterator[Sample]:
+    """A Sample every CPU_SAMPLE_INTERVAL_S while the client runs."""
     client = psutil.Process(process.pid)
     while True:
         try:
@@ -433,25 +460,25 @@ def _cpu_samples(
             if server_pid is not None:
                 try:
                     client_times = client.cpu_times()
+                    client_wait = run_queue_wait_seconds(process.pid)
                 except psutil.NoSuchProcess:
                     continue  # it exited between the wait and the sample
-                sample = time.monotonic(), server_cpu_seconds(server_pid)
-                yield (*sample, client_times.user + client_times.system)
+                now, server_cpu = time.monotonic(), server_cpu_seconds(server_pid)
+                client_cpu = client_times.user + client_times.system
+                yield Sample(now, server_cpu, client_cpu, run_queue_wait_seconds(server_pid), client_wait)
             continue
         return
 
 
-def _window(
-    samples: list[tuple[float, float, float]], duration_s: float
-) -> tuple[float, float, float] | None:
-    """(seconds, server CPU s, client CPU s) over the last ``duration_s`` of the samples."""
+def _window(samples: list[Sample], duration_s: float) -> Sample | None:
+    """The growth of each figure over the last ``duration_s`` of the samples."""
     if len(samples) < 2:
         return None
     end = samples[-1]
-    start = next(sample for sample in samples if sample[0] >= end[0] - duration_s)
-    if end[0] - start[0] < duration_s / 2:
+    start = next(sample for sample in samples if sample.time >= end.time - duration_s)
+    if end.time - start.time < duration_s / 2:
         return None
-    return end[0] - start[0], end[1] - start[1], end[2] - start[2]
+    return end.since(start)
 
 
 def start_sockperf_server(host: str) -> tuple[ServerProcess, Address]:
@@ -681,8 +708,9 @@ def negotiated(result: dict[str, Any]) -> dict[str, Any]:
 def rate_sweep(benchmark: Benchmark, server: Target, client: Path, profile: Profile) -> list[dict[str, Any]]:
     """The open-loop sweep: one step per offered rate, low to past saturation, every echo checked.
 
-    Each step keeps the client's figures (achieved rate, kept_up, percentiles, its histogram)
-    and the CPU shares of the server and the client over the step, which say what limited it."""
+    Each step keeps the client's figures (achieved rate, kept_up, percentiles, its histogram),
+    and the CPU shares of the server and the client over the step and how long each waited for a
+    CPU, which say what limited it."""
     server_pid = server.server.pid if server.server is not None else None
     parameters = SWEEP.workloads[0].parameters
     steps: list[dict[str, Any]] = []
@@ -707,6 +735,8 @@ def rate_sweep(benchmark: Benchmark, server: Target, client: Path, profile: Prof
                     **{key: result[key] for key in OPEN_LOOP_KEYS},
                     "server_cpu_share": run.server_cpu_share,
                     "client_cpu_share": run.client_cpu_share,
+                    "server_wait_share": run.server_wait_share,
+                    "client_wait_share": run.client_wait_share,
                 }
             )
 

@@ -18,22 +18,8 @@ What it teaches
       buffer fills, sendall() blocks, the thread stops calling recv(), the server's receive
       buffer fills, and TCP's window tells the client to stop sending. Memory use per
       connection stays at one buffer, however much the client tries to push.
-
-TLS (``--tls-cert FILE --tls-key FILE``)
-    The same loop runs on an ssl.SSLSocket: recv() returns decrypted bytes, sendall()
-    encrypts. What changes is the start and the end of a connection.
-    * The handshake costs two network round trips before the first byte (one with TLS 1.3)
-      and, on the server, a signature with the certificate's private key: milliseconds of
-      CPU, the most expensive moment of a short connection. It also waits on the client, who
-      may never send its half. So it runs in the connection's own thread, never in the accept
-      loop: a stalled or slow client then blocks only itself, and --tls-handshake-timeout
-      bounds how long (a socket timeout during the handshake only, lifted afterwards so an
-      idle but healthy connection is never cut).
-    * The end of the stream is a message, not just a FIN. The client's close_notify alert
-      makes recv() return b"" -- the TLS EOF. We answer with our own close_notify (unwrap())
-      and close. A TCP FIN (or reset) without close_notify means the stream was cut short,
-      perhaps by an attacker truncating it: with suppress_ragged_eofs=False recv() raises
-      SSLEOFError instead of pretending it was a clean end, and we log it and close.
+    * TLS (``--tls-cert FILE --tls-key FILE``) is the same loop on an ssl.SSLSocket; its
+      handshake and its ends are threaded_tls.py's lesson.
 
 Its limits
     A thread costs a stack and a kernel task; tens of thousands of mostly idle connections
@@ -48,20 +34,19 @@ import errno
 import logging
 import signal
 import socket
-import ssl
 import threading
 import time
-from dataclasses import dataclass
 from types import FrameType
 from typing import NoReturn
 
 from impls import cli
+from impls.threaded_tls import Tls, tls_stream
 
 DEFAULT_PORT = 5050
 
-# Each thread reserves its stack up front: by default 8 MiB of address space (RLIMIT_STACK).
-# That is only reserved, not resident, but a thousand connections would still map 8 GiB.
-# Our threads call recv and sendall a few frames deep; 256 KiB is generous for that.
+# Each thread reserves its stack up front: by default 8 MiB of address space (RLIMIT_STACK),
+# only reserved, not resident, but a thousand connections would still map 8 GiB. Our threads
+# call recv and sendall a few frames deep; 256 KiB is generous for that.
 THREAD_STACK_BYTES = 256 * 1024
 
 # accept() errors that describe the moment, not the listener: out of file descriptors or
@@ -75,24 +60,16 @@ ACCEPT_RETRY_SECONDS = 0.1
 log = logging.getLogger("impls.threaded")
 
 
-@dataclass(frozen=True)
-class Tls:
-    """How each connection's TLS handshake is done."""
-
-    context: ssl.SSLContext
-    handshake_timeout: float
-
-
 def main(argv: list[str] | None = None) -> None:
-    parser = cli.server_parser("TCP echo server, one thread per connection.", DEFAULT_PORT)
-    args = parser.parse_args(argv)
+    args = cli.server_parser("TCP echo server, one thread per connection.", DEFAULT_PORT).parse_args(argv)
     cli.configure_logging(args.verbose)
     context = cli.server_tls_context(args.tls_cert, args.tls_key)
     tls = None if context is None else Tls(context, args.tls_handshake_timeout)
     exit_cleanly_on_signals()
     threading.stack_size(THREAD_STACK_BYTES)
+    # open_listener: bind and listen (raising the descriptor limit first), or one line, exit 2.
     with cli.open_listener(args.host, args.port) as listener:
-        cli.announce(listener, tls=tls is not None)
+        cli.announce(listener, tls=tls is not None)  # after listen(): a client may connect at once
         accept_forever(listener, args.buffer_size, tls)
 
 
@@ -114,8 +91,7 @@ def _exit_with_status_0(signum: int, frame: FrameType | None) -> NoReturn:
 
 
 def accept_forever(listener: socket.socket, buffer_size: int, tls: Tls | None) -> None:
-    """Accept connections and hand each one to a thread of its own (TLS or not: the
-    handshake, if any, is that thread's first job)."""
+    """Accept connections and hand each to a thread of its own (a TLS handshake is its first job)."""
     while True:
         try:
             conn, peer = listener.accept()
@@ -135,10 +111,7 @@ def start_echo_thread(conn: socket.socket, peer: str, buffer_size: int, tls: Tls
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     # daemon=True: an open connection must not keep the process alive after SIGTERM.
     thread = threading.Thread(
-        target=serve_connection,
-        args=(conn, peer, buffer_size, tls),
-        name=peer,
-        daemon=True,
+        target=serve_connection, args=(conn, peer, buffer_size, tls), name=peer, daemon=True
     )
     try:
         thread.start()
@@ -155,43 +128,17 @@ def serve_connection(conn: socket.socket, peer: str, buffer_size: int, tls: Tls 
             if tls is None:
                 echo_until_eof(conn, buffer_size)
             else:
-                serve_tls(conn, tls, buffer_size)
+                with tls_stream(conn, tls) as stream:
+                    echo_until_eof(stream, buffer_size)
         except OSError as exc:
             # Usually ConnectionResetError (the client closed with unread data, or aborted)
-            # or BrokenPipeError (we wrote after the client closed). Python ignores SIGPIPE
-            # at startup, so a write to a closed connection raises EPIPE as BrokenPipeError
-            # instead of killing the whole process. Either way: this client is gone, the
-            # others are fine, nothing to report beyond a log line.
-            # Over TLS also ssl.SSLError (an OSError): a failed handshake -- a plain-TCP
-            # client, a port scanner -- or SSLEOFError, the stream cut without close_notify.
+            # or BrokenPipeError: Python ignores SIGPIPE at startup, so a write to a closed
+            # connection raises EPIPE instead of killing the whole process. Over TLS also
+            # ssl.SSLError (a corrupt record) and the ConnectionAbortedError of tls_stream.
+            # Either way this client is gone, the others are fine: one log line.
             log.info("%s: %s", peer, exc.strerror or exc)
             return
     log.info("%s: closed after EOF", peer)
-
-
-def serve_tls(conn: socket.socket, tls: Tls, buffer_size: int) -> None:
-    """Handshake within the timeout, echo the decrypted stream, answer close_notify with ours.
-
-    wrap_socket() takes over conn's descriptor (conn is left detached: closing it is a no-op)
-    and, with do_handshake_on_connect, does the handshake at once. If that fails, the new
-    SSLSocket closes the descriptor itself before the exception reaches us.
-    """
-    conn.settimeout(tls.handshake_timeout)
-    try:
-        stream = tls.context.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
-    except TimeoutError:
-        raise ConnectionAbortedError(f"TLS handshake not done within {tls.handshake_timeout} s") from None
-    except ssl.SSLError as exc:
-        raise ConnectionAbortedError(f"TLS handshake failed: {exc.reason or exc}") from None
-    with stream:
-        stream.settimeout(None)  # blocking again: the handshake was the only deadline
-        try:
-            echo_until_eof(stream, buffer_size)
-        except ssl.SSLEOFError:
-            raise ConnectionAbortedError("TCP EOF without close_notify: a truncated TLS stream") from None
-        # recv() returned b"": the client's close_notify. Everything it sent has been echoed;
-        # unwrap() sends our close_notify and returns at once, since theirs already arrived.
-        stream.unwrap()
 
 
 def echo_until_eof(conn: socket.socket, buffer_size: int) -> None:
@@ -205,8 +152,8 @@ def echo_until_eof(conn: socket.socket, buffer_size: int) -> None:
     buffer = bytearray(buffer_size)
     view = memoryview(buffer)
     while received := conn.recv_into(buffer):
-        # sendall() blocks until every byte is in the kernel's send buffer; that block is the
-        # backpressure described at the top of this file.
+        # sendall() blocks until every byte is in the kernel's send buffer (looping over
+        # partial writes); that block is the backpressure described at the top of this file.
         conn.sendall(view[:received])
     # recv() returned 0 bytes: the client shut down its sending side. Everything it sent has
     # already gone back through sendall(); closing now sends our FIN and the client reads EOF.

@@ -15,7 +15,7 @@ import pytest
 from benchmarks.catalogue import BULK, LATENCY, LATENCY_COLUMNS, SWEEP
 from benchmarks.report.page import render
 from benchmarks.report.runs import Run, Runs, load_run
-from benchmarks.report.tables import bulk_table, knee, latency_table
+from benchmarks.report.tables import bulk_table, knee, latency_table, limiter
 from benchmarks.report.targets import checks
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bench_run.json"
@@ -59,6 +59,17 @@ def test_knees_and_what_limits_them(run: Run) -> None:
     assert at_10ms.rate == 99_000
     assert at_10ms.limit.startswith("client")
     assert knee(run.steps("asyncio", SWEEP.name), 1_000).rate is None
+
+
+def test_waiting_for_a_cpu_is_the_machine() -> None:
+    """A step past the knee whose server is far from a full CPU but whose threads waited on a run
+    queue for 1 % of it is limited by the machine, not by queueing in the server."""
+    step = {"server_cpu_share": 0.26, "client_cpu_share": 0.6, "kept_up": True}
+    assert limiter(step).startswith("server (queueing below a full CPU")
+    waited = {**step, "server_wait_share": 0.004, "client_wait_share": 0.025}
+    assert limiter(waited) == (
+        "machine (waiting for a CPU: server 4 ms/s, client 25 ms/s; server 0.26 CPU, client 0.60 CPU)"
+    )
 
 
 def test_knee_targets_are_judged(run: Run) -> None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,11 @@ def mutant_command(mutant: Mutant) -> str:
 
 
 @pytest.mark.parametrize("mutant", [as_param(mutant) for mutant in ALL_MUTANTS])
-def test_suite_catches_mutant(mutant: Mutant, mutant_command: str, tmp_path: Path) -> None:
+def test_suite_catches_mutant(
+    mutant: Mutant, mutant_command: str, tmp_path: Path, record_property: Callable[[str, object], None]
+) -> None:
+    record_property("expect", mutant.expect)  # for selftest.md (tests/selftest_figures.py)
+    record_property("bug", mutant.bug)
     run = run_suite(mutant_command, tmp_path, *mutant.options(), profile="selftest")
     verdict = run.verdicts().get(mutant.expect, "not run")
     caught = f"{mutant.source.name} ({mutant.bug}): {mutant.expect} is {verdict}"

@@ -109,7 +109,7 @@ LIBRARY_DEFECTS = {
     "asyncio_sslproto_fin_drops_echo.py": (
         "asyncio's and uvloop's own TLS transports (create_server(ssl=...)) lose the end of the echo "
         "and send no close_notify when the client's close_notify is followed at once by its TCP FIN; "
-        "impls/asyncio_server.py does its TLS over memory BIOs instead"
+        "impls/asyncio_tls.py does its TLS over memory BIOs instead"
     ),
 }
 
@@ -120,6 +120,8 @@ LIBRARY_DEFECTS = {
 REPORT_ONLY = {
     "socat_timing_003.py": "socat reads the two pieces separately at a 30 us gap in 30 of 30 attempts on an "
     "idle machine, and in 0 of 30 with one core busy",
+    "inetd_timing_003.py": "inetd reads the two pieces separately in the first attempt on an idle "
+    "machine, and in none of 42 attempts in 2 of 3 runs with one core busy",
 }
 
 SERVERS: tuple[ThirdPartyServer, ...] = (
@@ -197,7 +199,14 @@ SERVERS: tuple[ThirdPartyServer, ...] = (
                 "gone; the scenario's 5 close-unread clients hit it in most runs",
                 evidence="ncat_leak_002.py",
             ),
-            "STATE-001": NCAT_HALF_CLOSE,
+            "STATE-001": expect(
+                PASS,
+                FAIL,
+                why="either: the half-close loses the end of the echo only while cat still has some of "
+                "it to write; the state machine's half-closes come at random points, some after the "
+                "echo is home (it passed 1 of 5 back-to-back self-tests)",
+                evidence="ncat_half_001.py",
+            ),
             "TIMING-002": expect(
                 NON_STRICT,
                 why="ncat relays 8 KiB per read without TCP_NODELAY: a 16 KiB echo waits for a delayed ACK",
@@ -233,6 +242,13 @@ SERVERS: tuple[ThirdPartyServer, ...] = (
                 NON_STRICT,
                 why="inetd's internal echo copies 4 KiB at a time without TCP_NODELAY: Nagle + delayed ACK",
                 evidence="inetd_timing_002.py",
+            ),
+            "TIMING-003": expect(
+                PASS,
+                NON_STRICT,
+                why="either: without TCP_NODELAY a 10 + 54-byte message stalls when inetd reads the two "
+                "writes separately, a race on loopback (seen in 4 of 5 self-test runs, and in CI)",
+                evidence="inetd_timing_003.py",
             ),
         },
         precondition=(

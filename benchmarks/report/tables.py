@@ -225,17 +225,24 @@ def limiter(step: dict[str, Any]) -> str:
     """What limited the first step past the knee: the client, the server's CPU, or the machine."""
     server, client = step.get("server_cpu_share"), step.get("client_cpu_share")
     shares = f"server {fmt(server, 2)} CPU, client {fmt(client, 2)} CPU"
+    waits = [step.get("server_wait_share"), step.get("client_wait_share")]
     if not step.get("kept_up", True):
         return f"client (it could not keep its schedule; {shares})"
     if server is not None and client is not None and server + client >= MACHINE_BUSY_CPUS:
         return f"machine (both CPUs busy: {shares})"
     if server is not None and server >= SERVER_BUSY_CPUS:
         return f"server (one CPU saturated: {shares})"
+    if any(wait is not None and wait >= RUN_QUEUE_WAIT_SHARE for wait in waits):
+        server_ms, client_ms = (fmt(None if wait is None else wait * 1e3, 0) for wait in waits)
+        return f"machine (waiting for a CPU: server {server_ms} ms/s, client {client_ms} ms/s; {shares})"
     return f"server (queueing below a full CPU: {shares})"
 
 
 MACHINE_BUSY_CPUS = 1.8  # of this machine's 2
 SERVER_BUSY_CPUS = 0.9
+# Runnable but not running for 1 % of the step: 10 ms per second, ten times the 1 ms knee, in
+# waits of the scheduler's granularity (ms): enough to put more than 1 % of requests past 1 ms.
+RUN_QUEUE_WAIT_SHARE = 0.01
 
 
 def knee_table(run: Run) -> str:
