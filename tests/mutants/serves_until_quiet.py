@@ -19,7 +19,8 @@ class ServesUntilQuiet(EchoLoop):
     def serve(self, conn: Connection, mask: int) -> None:
         conn.sock.settimeout(QUIET_S)
         try:
-            while data := conn.sock.recv(READ_SIZE):  # the bug: this client's pauses decide when others get a turn
+            # the bug: this client's pauses, not a fair share, decide when the others get a turn
+            while data := conn.sock.recv(READ_SIZE):
                 conn.sock.sendall(data)
         except TimeoutError:
             return  # quiet for a moment: back to the others
