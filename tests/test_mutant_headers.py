@@ -12,18 +12,10 @@ from pathlib import Path
 
 import pytest
 from suite_runs import MUTANTS
-from test_suite_catches import HEADER
+from test_suite_catches import HEADER, mutant_sources
 
-SOURCES = sorted([*MUTANTS.glob("*.py"), *MUTANTS.glob("*.c")])
+MUTANT_SOURCES = mutant_sources()  # helper modules (``_kit.py``) excluded
 BUG_MARKER = "the bug:"
-
-
-def is_mutant(path: Path) -> bool:
-    """Helper modules (``_kit.py``, ``__init__.py``) hold no mutant."""
-    return not path.name.startswith("_")
-
-
-MUTANT_SOURCES = [path for path in SOURCES if is_mutant(path)]
 
 
 def test_mutants_are_found() -> None:

@@ -100,8 +100,14 @@ def parse(source: Path) -> Mutant:
     )
 
 
+def mutant_sources() -> list[Path]:
+    """Every mutant's source; ``_``-prefixed modules (``_kit.py``) are helpers that hold none."""
+    sources = sorted([*MUTANTS.glob("*.py"), *MUTANTS.glob("*.c")])
+    return [path for path in sources if not path.name.startswith("_")]
+
+
 def discover() -> list[Mutant]:
-    return [parse(path) for path in sorted([*MUTANTS.glob("*.py"), *MUTANTS.glob("*.c")])]
+    return [parse(path) for path in mutant_sources()]
 
 
 def as_param(mutant: Mutant) -> Any:

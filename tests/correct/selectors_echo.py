@@ -58,21 +58,32 @@ class EchoLoop:
             sock, _ = self.listener.accept()
         except (BlockingIOError, ConnectionError):
             return  # the client gave up before we got to it
+        self.register(sock)
+
+    def register(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.selector.register(sock, selectors.EVENT_READ, Connection(sock))
 
     def serve(self, conn: Connection, mask: int) -> None:
         try:
-            if mask & selectors.EVENT_READ:
-                self.read(conn)
-            if mask & selectors.EVENT_WRITE and conn.outbox:
-                del conn.outbox[: conn.sock.send(conn.outbox)]
+            self.transfer(conn, mask)
         except (BlockingIOError, InterruptedError):
-            pass
+            pass  # EAGAIN, EINTR: nothing more for now, the selector says when
         except OSError:  # ECONNRESET, EPIPE: this connection is over, nothing else is
             self.close(conn)
             return
+        self.settle(conn)
+
+    def transfer(self, conn: Connection, mask: int) -> None:
+        if mask & selectors.EVENT_READ:
+            self.read(conn)
+        if mask & selectors.EVENT_WRITE and conn.outbox:
+            del conn.outbox[: conn.sock.send(conn.outbox)]  # a partial write leaves the rest queued
+
+    def settle(self, conn: Connection) -> None:
+        """Close once the echo after the client's EOF is flushed; otherwise wait for what this
+        connection needs next (reads only while its outbox is below the limit)."""
         if conn.eof and not conn.outbox:
             self.close(conn)
         else:
@@ -107,7 +118,8 @@ def listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def main() -> None:
+def main(loop: type[EchoLoop] = EchoLoop) -> None:
+    """Serve with ``loop``: this file's EchoLoop, or a subclass (tests/mutants/ build theirs so)."""
     port, host = int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else "127.0.0.1"
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a soft 1024 would cap the clients
@@ -116,7 +128,7 @@ def main() -> None:
     listener = listen(host, port)
     bound = listener.getsockname()[1]
     print(f"[server] listening on {f'[{host}]' if ':' in host else host}:{bound}", flush=True)
-    EchoLoop(listener).run()
+    loop(listener).run()
 
 
 if __name__ == "__main__":

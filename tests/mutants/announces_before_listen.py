@@ -1,25 +1,17 @@
 # MUTANT: prints the announce line after bind() but before listen() | expect: LIFE-001 | capabilities: announces
-"""A threaded echo server that announces its address as soon as it knows the port (after bind),
-then prepares its worker pool and only then listens: a client that trusts the announce line
-connects to a port nobody listens on yet (ECONNREFUSED).
+"""The threaded echo server (tests/mutants/_kit.py) announcing its address as soon as it knows
+the port (after bind), then preparing its worker pool and only then listening: a client that
+trusts the announce line connects to a port nobody listens on yet (ECONNREFUSED).
 
     python3 tests/mutants/announces_before_listen.py PORT
 """
 
-import signal
 import socket
 import sys
 import threading
 import time
 
-
-def serve(conn):
-    with conn:
-        try:
-            while data := conn.recv(65536):
-                conn.sendall(data)
-        except OSError:
-            pass
+from _kit import HOST, ThreadedEcho
 
 
 def warm_up_worker_pool():
@@ -29,24 +21,17 @@ def warm_up_worker_pool():
     time.sleep(0.5)
 
 
-def stop(signum, frame):
-    raise SystemExit(0)
+class AnnouncesBeforeListen(ThreadedEcho):
+    def main(self) -> None:
+        self.handle_signals()
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((HOST, int(sys.argv[1])))
+        self.announce(listener)  # the bug: promises a listening socket that does not exist yet
+        warm_up_worker_pool()
+        listener.listen()
+        with listener:
+            self.accept_forever(listener)
 
 
-def main():
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", int(sys.argv[1])))
-    # the bug: the announce line promises a listening socket that does not exist yet
-    print(f"[server] listening on 127.0.0.1:{listener.getsockname()[1]}", flush=True)
-    warm_up_worker_pool()
-    listener.listen()
-    with listener:
-        while True:
-            conn, _ = listener.accept()
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-
-main()
+AnnouncesBeforeListen().main()

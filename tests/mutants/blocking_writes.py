@@ -1,35 +1,23 @@
 # MUTANT: one selectors loop for all clients, but it writes the echo with blocking sendall() | expect: CONC-004
-"""A single-threaded selectors echo server that reads non-blocking but writes with a blocking
-sendall(): one client that stops reading freezes the loop, and every other client with it.
+"""The correct selectors server (tests/correct/selectors_echo.py) that reads non-blocking but
+writes the echo with a blocking sendall() instead of queueing what send() did not take: one
+client that stops reading freezes the loop, and every other client with it.
 
     python3 tests/mutants/blocking_writes.py PORT
 """
 
-import selectors
-import socket
-import sys
+from _kit import READ_SIZE, Connection, EchoLoop, main
 
 
-def main():
-    selector = selectors.DefaultSelector()
-    listener = socket.create_server(("127.0.0.1", int(sys.argv[1])))
-    selector.register(listener, selectors.EVENT_READ)
-    while True:
-        for key, _ in selector.select():
-            if key.fileobj is listener:
-                conn, _ = listener.accept()
-                selector.register(conn, selectors.EVENT_READ)  # left in blocking mode
-                continue
-            conn = key.fileobj
-            try:
-                data = conn.recv(65536)
-                if data:
-                    conn.sendall(data)  # the bug: blocks the whole loop until this client reads
-                    continue
-            except ConnectionError:
-                pass
-            selector.unregister(conn)
-            conn.close()
+class BlockingWrites(EchoLoop):
+    def read(self, conn: Connection) -> None:
+        data = conn.sock.recv(READ_SIZE)
+        if not data:
+            conn.eof = True
+            return
+        conn.sock.setblocking(True)  # "sendall() on a non-blocking socket loses data"
+        conn.sock.sendall(data)  # the bug: blocks the whole loop until this client reads
+        conn.sock.setblocking(False)
 
 
-main()
+main(BlockingWrites)

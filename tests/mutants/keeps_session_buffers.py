@@ -1,17 +1,18 @@
 # MUTANT: keeps every connection's 64 KiB session buffer after the close (a registry never pruned) | expect: LEAK-003
-"""A threaded echo server that keeps a session record per client "for statistics".
+"""The threaded echo server (tests/mutants/_kit.py) keeping a session record per client "for
+statistics".
 
 Each connection gets a session with its own 64 KiB receive buffer, registered under the
 client's address. Nothing removes a session when its connection ends: descriptors and
 threads are released, so the counts look clean, but the memory grows by 64 KiB per client
 served, for ever.
 
-python3 tests/mutants/keeps_session_buffers.py PORT
+    python3 tests/mutants/keeps_session_buffers.py PORT
 """
 
 import socket
-import sys
-import threading
+
+from _kit import ThreadedEcho
 
 SESSIONS = {}  # the bug: filled on connect, never emptied on close
 
@@ -23,23 +24,18 @@ class Session:
         self.echoed = 0
 
 
-def serve(conn, peer):
-    session = SESSIONS[peer] = Session(peer)
-    view = memoryview(session.buffer)
-    with conn:
-        try:
-            while n := conn.recv_into(view):
-                conn.sendall(view[:n])
-                session.echoed += n
-        except ConnectionError:
-            pass
+class KeepsSessionBuffers(ThreadedEcho):
+    def serve(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                peer = conn.getpeername()
+                session = SESSIONS[peer] = Session(peer)
+                view = memoryview(session.buffer)
+                while n := conn.recv_into(view):
+                    conn.sendall(view[:n])
+                    session.echoed += n
+            except OSError:
+                pass
 
 
-def main():
-    with socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=128) as listener:
-        while True:
-            conn, peer = listener.accept()
-            threading.Thread(target=serve, args=(conn, peer), daemon=True).start()
-
-
-main()
+KeepsSessionBuffers().main()

@@ -1,8 +1,8 @@
 # MUTANT: a connection cut without close_notify (FIN or reset) is never closed nor forgotten | expect: TLS-009 | transport: tls
-"""A threaded TLS echo server that keeps its connections in a registry (for a "who is connected"
-report) and removes and closes them only on the clean path: a client that vanishes without
-close_notify -- a TCP FIN (SSLEOFError) or a reset -- takes the error path, which only logs, so
-its descriptor stays open for ever and its TCP connection is never closed.
+"""The threaded TLS echo server (tests/mutants/_kit.py) keeping its connections in a registry (for
+a "who is connected" report) and removing and closing them only on the clean path: a client that
+vanishes without close_notify -- a TCP FIN (SSLEOFError) or a reset -- takes the error path,
+which only logs, so its descriptor stays open for ever and its TCP connection is never closed.
 
     python3 tests/mutants/tls_leaks_on_truncation.py PORT CERT KEY
 """
@@ -10,40 +10,34 @@ its descriptor stays open for ever and its TCP connection is never closed.
 import socket
 import ssl
 import sys
-import threading
+
+from _kit import HANDSHAKE_TIMEOUT_S, ThreadedTLSEcho
 
 clients = set()
 
 
-def serve(conn, context):
-    conn.settimeout(10)
-    try:
-        tls = context.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
-    except OSError:
-        conn.close()
-        return
-    tls.settimeout(None)
-    clients.add(tls)
-    try:
-        while data := tls.recv(65536):
-            tls.sendall(data)
-        tls.unwrap()
-    except OSError as exc:
-        print(f"client error: {exc}", file=sys.stderr)
-        return  # the bug: the error path neither closes the socket nor removes it from clients
-    clients.discard(tls)
-    tls.close()
+class LeaksOnTruncation(ThreadedTLSEcho):
+    def serve(self, conn: socket.socket) -> None:
+        try:
+            tls = self.handshake(conn)
+        except OSError:
+            return
+        clients.add(tls)
+        try:
+            self.echo(tls)
+            tls.unwrap()
+        except OSError as exc:
+            print(f"client error: {exc}", file=sys.stderr)
+            return  # the bug: the error path neither closes the socket nor removes it from clients
+        clients.discard(tls)
+        tls.close()
+
+    def handshake(self, conn: socket.socket) -> ssl.SSLSocket:
+        conn.settimeout(HANDSHAKE_TIMEOUT_S)
+        # suppress_ragged_eofs=False: a FIN without close_notify is an error (SSLEOFError), not EOF
+        tls = self.context.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
+        tls.settimeout(None)
+        return tls
 
 
-def main():
-    port, cert, key = sys.argv[1:4]
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert, key)
-    with socket.create_server(("127.0.0.1", int(port))) as listener:
-        while True:
-            conn, _ = listener.accept()
-            threading.Thread(target=serve, args=(conn, context), daemon=True).start()
-
-
-main()
+LeaksOnTruncation().main()
