@@ -265,6 +265,15 @@ SERVERS: tuple[ThirdPartyServer, ...] = (
         programs=("socat",),
         options=("--transport", "tls"),
         expected={
+            "TIMING-001": expect(
+                PASS,
+                NON_STRICT,
+                why="either: each round trip takes three wake-ups (socat decrypts and writes cat's pipe, cat "
+                "copies it back, socat encrypts), each a wait for a free CPU; idle its p99 is 0.25 ms, but "
+                "with both cores busy a few of the 200 round trips can wait past 10 ms (p99 13.78 ms, p50 "
+                "2.11 ms, in one of five back-to-back self-tests)",
+                evidence="socat_tls_timing_001.py",
+            ),
             "TIMING-002": expect(
                 NON_STRICT,
                 why="as over TCP: socat sets no TCP_NODELAY, and a 16 KiB echo leaves as more than one "
