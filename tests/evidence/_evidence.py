@@ -62,6 +62,18 @@ def connect_when_ready(port: int) -> socket.socket:
             time.sleep(0.02)  # a readiness probe: ends at the first accepted connection
 
 
+def receive_exactly(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes from ``sock``, however the stream splits them (each recv bounded by the
+    socket's timeout); ConnectionError if the server closes first."""
+    received = b""
+    while len(received) < size:
+        chunk = sock.recv(size - len(received))
+        if not chunk:
+            raise ConnectionError(f"EOF after {len(received)} of {size} bytes")
+        received += chunk
+    return received
+
+
 @contextmanager
 def running(command: str, *, ready: bool = True) -> Iterator[tuple[int, int]]:
     """Start ``command`` ({port} filled in) in a process group of its own; yield (pid, port) once

@@ -13,7 +13,7 @@ import statistics
 import time
 from dataclasses import dataclass
 
-from _evidence import connect_when_ready, running, verdict
+from _evidence import connect_when_ready, receive_exactly, running, verdict
 
 ROUND_TRIPS = 50
 STALL_MS = 30.0  # a Nagle + delayed-ACK stall is ~40 ms; a loopback echo is well under 1 ms
@@ -33,12 +33,7 @@ def ping_pong_ms(sock: socket.socket, size: int) -> list[float]:
     for _ in range(ROUND_TRIPS):
         started = time.perf_counter()
         sock.sendall(message)  # 16 KiB fits the socket buffers: no need to read while sending
-        echo = b""
-        while len(echo) < size:
-            chunk = sock.recv(size - len(echo))
-            if not chunk:
-                raise ConnectionError(f"EOF after {len(echo)} of {size} bytes")
-            echo += chunk
+        echo = receive_exactly(sock, size)
         rtts.append((time.perf_counter() - started) * 1000)
         assert echo == message, "the echo differs from the message"
     return rtts

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 
-from _evidence import connect_when_ready, running, until_reproduced, verdict
+from _evidence import connect_when_ready, receive_exactly, running, until_reproduced, verdict
 from _timing_nagle import STALL_MS
 
 ROUND_TRIPS = 1000  # per connection, at one gap: one attempt
@@ -46,12 +46,7 @@ def round_trip(sock: socket.socket, gap_s: float) -> float:
     while time.perf_counter() < gap_ends:
         pass  # a busy wait: sleep() is too coarse for microseconds
     sock.sendall(message[PIECES[0] :])
-    echo = b""
-    while len(echo) < len(message):
-        chunk = sock.recv(len(message) - len(echo))
-        if not chunk:
-            raise ConnectionError(f"EOF after {len(echo)} of {len(message)} bytes")
-        echo += chunk
+    echo = receive_exactly(sock, len(message))
     assert echo == message, "the echo differs from the message"
     return (time.perf_counter() - started) * 1000
 

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import psutil
 import trustme
-from _evidence import TIMEOUT_S, connect_when_ready, running, verdict
+from _evidence import TIMEOUT_S, connect_when_ready, receive_exactly, running, verdict
 
 RELAY = "socat OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={certkey},verify=0 EXEC:cat"
 CONTROL = RELAY.replace("EXEC:cat", "PIPE")  # the forked socat echoes by itself
@@ -88,12 +88,7 @@ def round_trip_ms(sock: socket.socket) -> float:
     message = os.urandom(SIZE)
     started = time.perf_counter()
     sock.sendall(message)
-    echo = b""
-    while len(echo) < SIZE:
-        chunk = sock.recv(SIZE - len(echo))
-        if not chunk:
-            raise ConnectionError(f"EOF after {len(echo)} of {SIZE} bytes")
-        echo += chunk
+    echo = receive_exactly(sock, SIZE)
     assert echo == message, "the echo differs from the message"
     return (time.perf_counter() - started) * 1000
 
