@@ -22,10 +22,12 @@ DEFECT = "ncat -l -k 127.0.0.1 {port} --exec /bin/cat"
 CONTROL = "socat -b4096 TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
 SIZE = 16 * MiB
 READ_SIZE = 512  # a client that reads in small pieces: the echo goes out slower than it comes in
-# A race. Measured (2 vCPU VM, 30 transfers each): 15 of 30 hung with the machine idle, 29 of 30
-# with the other core busy. At the low end of the 95 % interval, p = 0.33 per transfer, 20
-# transfers all escape with probability 0.67^20 = 3e-4 < 1/1000 (the CI failure this replaces
-# gave up after 10: 0.5^10 = 1e-3 at the measured rate). A transfer takes 2.6 s, a hang 5 s.
+# A race. Measured on the 2-vCPU CI machine, 30 transfers each, a fresh server per transfer: 17,
+# 16 and 20 of 30 hung with the machine idle, 26 of 30 with the other core busy. (On one server
+# for all transfers, the rate was the server's: 4 to 27 of 30, and 0 of 20 once in a self-test's
+# evidence step -- the miss this layout replaces.) At the low end of the 95 % interval of the
+# worst run, p = 0.34 per transfer, 20 transfers all escape with probability 0.66^20 = 2.5e-4
+# < 1/1000. A transfer takes about 0.2 s and a server start a few ms; a hang costs 5 s.
 ATTEMPTS = 20
 BUDGET_S = 100.0
 

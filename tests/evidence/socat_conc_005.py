@@ -26,9 +26,11 @@ CONTROL = "socat -b4096 TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork PIPE"
 SIZE = 16 * MiB
 READ_SIZE = 1024  # a client that reads in small pieces: the echo goes out slower than it comes in
 # A race. Measured (2 vCPU VM, 30 transfers each): 11 of 30 hung with the machine idle, 13 of 30
-# with the other core busy. At the low end of the 95 % interval, p = 0.22 per transfer, 30
-# transfers all escape with probability 0.78^30 = 6e-4 < 1/1000. A transfer takes about 2 s
-# (a hang 5 s); the budget bounds the worst case. Typically the second or third transfer hangs.
+# with the other core busy; re-measured on the CI machine of 2026-12-03, a fresh server per
+# transfer (see _flow_deadlock.first_hang), 28 of 30 with the other core busy. At the low end of
+# the 95 % interval of the slowest machine, p = 0.22 per transfer, 30 transfers all escape with
+# probability 0.78^30 = 6e-4 < 1/1000. A transfer takes 0.2-2 s (a hang 5 s); the budget bounds
+# the worst case. Typically the first or second transfer hangs.
 ATTEMPTS = 30
 BUDGET_S = 90.0
 
