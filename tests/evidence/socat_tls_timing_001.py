@@ -12,8 +12,8 @@ What the script shows every time is the mechanism: it counts the voluntary conte
 a sleep and a wake-up) of the server's processes over ROUND_TRIPS lone 64-byte round trips, for
 socat with cat and for the same socat echoing by itself (PIPE). It reproduces when the relay
 passes TIMING-001 idle and needs RELAY_WAKE_UPS or more per round trip where the control needs
-fewer. Measured on the 2-vCPU CI machine: 3.1-3.5 per round trip with cat, 0.5-1.0 without, in
-10 of 10 runs (7 idle, 3 with one core busy, as when the evidence step runs two scripts at once).
+fewer. Measured on the 2-vCPU CI machine: 3.1-3.8 per round trip with cat, 0.5-1.0 without, in
+11 of 11 runs (8 idle, 3 with one core busy, as when the evidence step runs two scripts at once).
 The script does not load the machine itself: it runs beside other evidence scripts, whose races
 a busy machine hides (four busy loops per core took ncat_conc_005.py's hangs from 10-27 of 30
 transfers to 1 of 20). Measured apart, four busy loops per core stretched this relay's p99 from
